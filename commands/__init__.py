@@ -1,0 +1,1 @@
+"""The write side: command handlers (the service layer) and the command HTTP API."""

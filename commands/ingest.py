@@ -1,0 +1,132 @@
+"""Ingest handlers: records are appended blind, one stream per record, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from commands.ports import Appendable, CommandContext, Commit, ConcurrencyError, EventStore
+from domain import values
+from domain.account import Account
+from domain.errors import NotFoundError
+from domain.record import Record, record_id
+from domain.source import Source, source_id
+from schemas.responses import BatchWritten, RecordVersion, RecordWritten
+
+ATTEMPTS = 3
+R = TypeVar("R")
+Upsert = Record.Created | Record.Updated
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    source: str
+    key: str
+    data: dict[str, Any]
+
+
+def ingest(entries: Sequence[Entry], store: EventStore, ctx: CommandContext) -> BatchWritten:
+    """Upserts every entry or none. Concurrent writers to the same records are retried."""
+    return _upsert(entries, store, ctx, _batch_written)
+
+
+def ingest_one(entry: Entry, store: EventStore, ctx: CommandContext) -> RecordWritten:
+    def written(_: list[str], events: list[Upsert]) -> Callable[[Commit], RecordWritten]:
+        return lambda commit: RecordWritten(
+            source=entry.source,
+            id=entry.key,
+            version=events[0].originator_version,
+            position=commit.position,
+        )
+
+    return _upsert([entry], store, ctx, written)
+
+
+def _upsert(
+    entries: Sequence[Entry],
+    store: EventStore,
+    ctx: CommandContext,
+    written: Callable[[list[str], list[Upsert]], Callable[[Commit], R]],
+) -> R:
+    account_id = str(ctx.principal.own_account())
+    writable_account(store, UUID(account_id))
+    for entry in entries:
+        values.source_name(entry.source)
+        values.record_key(entry.key)
+    sources = sorted({entry.source for entry in entries})
+    stream_ids = [record_id(account_id, e.source, e.key) for e in entries]
+    source_ids = {name: source_id(account_id, name) for name in sources}
+    for attempt in range(ATTEMPTS):
+        versions = store.versions([*source_ids.values(), *set(stream_ids)])
+        items: list[Appendable] = [
+            Source(account_id=account_id, name=name)
+            for name, sid in source_ids.items()
+            if sid not in versions
+        ]
+        events = _upserts(account_id, entries, stream_ids, versions)
+        items.extend(events)
+        try:
+            return store.append(items, ctx, written(sources, events))
+        except ConcurrencyError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _upserts(
+    account_id: str, entries: Sequence[Entry], stream_ids: Sequence[UUID], versions: dict[UUID, int]
+) -> list[Upsert]:
+    timestamp = Record.Event.create_timestamp()
+    current: dict[UUID, int] = dict(versions)
+    events: list[Upsert] = []
+    for entry, stream_id in zip(entries, stream_ids, strict=True):
+        event = Record.upsert_event(
+            account_id=account_id,
+            source=entry.source,
+            key=entry.key,
+            data=entry.data,
+            current_version=current.get(stream_id),
+            timestamp=timestamp,
+        )
+        current[stream_id] = event.originator_version
+        events.append(event)
+    return events
+
+
+def _batch_written(sources: list[str], events: list[Upsert]) -> Callable[[Commit], BatchWritten]:
+    def result(commit: Commit) -> BatchWritten:
+        return BatchWritten(
+            source=sources[0] if len(sources) == 1 else "*",
+            count=len(events),
+            position=commit.position,
+            records=[RecordVersion(id=e.key, version=e.originator_version) for e in events],
+        )
+
+    return result
+
+
+def delete_record(source: str, key: str, store: EventStore, ctx: CommandContext) -> RecordWritten:
+    """A tombstone: the record leaves the read models, its history stays."""
+    account_id = str(ctx.principal.own_account())
+    writable_account(store, UUID(account_id))
+    stream_id = record_id(account_id, values.source_name(source), values.record_key(key))
+    record = store.load(Record, stream_id)
+    record.delete()
+    return store.append(
+        [record],
+        ctx,
+        lambda commit: RecordWritten(
+            source=source, id=key, version=record.version, position=commit.position
+        ),
+    )
+
+
+def writable_account(store: EventStore, account_id: UUID) -> Account:
+    try:
+        account = store.load(Account, account_id)
+    except NotFoundError:
+        raise NotFoundError("the account of this key no longer exists") from None
+    account.ensure_can_write()
+    return account

@@ -1,0 +1,109 @@
+"""Ingested records: one event stream per (account, source, key), so each record has a full history.
+
+Ingest appends *blind*: an upsert is valid in every state of a record, so the next event
+depends only on the stream's current version, never on its contents. That lets a batch of
+records be written without loading them (see docs/adr/0002-one-stream-per-record.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+
+from domain.errors import RecordDeletedError
+
+RECORD_NAMESPACE = uuid5(NAMESPACE_URL, "https://strata.dev/ns/record")
+
+
+def record_id(account_id: str, source: str, key: str) -> UUID:
+    return uuid5(RECORD_NAMESPACE, f"{account_id}/{source}/{key}")
+
+
+class Record(Aggregate):
+    @dataclass(frozen=True)
+    class Created(Aggregate.Created):
+        account_id: str
+        source: str
+        key: str
+        data: dict[str, Any]
+
+    @dataclass(frozen=True)
+    class Updated(Aggregate.Event):
+        account_id: str
+        source: str
+        key: str
+        data: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.data = self.data
+            aggregate.deleted = False
+
+    @dataclass(frozen=True)
+    class Deleted(Aggregate.Event):
+        account_id: str
+        source: str
+        key: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.data = None
+            aggregate.deleted = True
+
+    def __init__(self, account_id: str, source: str, key: str, data: dict[str, Any]) -> None:
+        self.account_id = account_id
+        self.source = source
+        self.key = key
+        self.data: dict[str, Any] | None = data
+        self.deleted = False
+
+    @staticmethod
+    def create_id(account_id: str, source: str, key: str) -> UUID:
+        return record_id(account_id, source, key)
+
+    @classmethod
+    def upsert_event(
+        cls,
+        *,
+        account_id: str,
+        source: str,
+        key: str,
+        data: dict[str, Any],
+        current_version: int | None,
+        timestamp: datetime,
+    ) -> Record.Created | Record.Updated:
+        """The event that upserts a record whose stream is at `current_version` (None: new)."""
+        originator_id = record_id(account_id, source, key)
+        if current_version is None:
+            return cls.Created(
+                originator_topic=_RECORD_TOPIC,
+                originator_id=originator_id,
+                originator_version=cls.INITIAL_VERSION,
+                timestamp=timestamp,
+                account_id=account_id,
+                source=source,
+                key=key,
+                data=data,
+            )
+        return cls.Updated(
+            originator_id=originator_id,
+            originator_version=current_version + 1,
+            timestamp=timestamp,
+            account_id=account_id,
+            source=source,
+            key=key,
+            data=data,
+        )
+
+    def delete(self) -> None:
+        if self.deleted:
+            raise RecordDeletedError("no such record")
+        self.trigger_event(
+            self.Deleted, account_id=self.account_id, source=self.source, key=self.key
+        )
+
+
+_RECORD_TOPIC = get_topic(Record)

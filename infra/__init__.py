@@ -1,0 +1,1 @@
+"""Infrastructure: adapters for the ports, the composition root, the CLI and provisioning."""

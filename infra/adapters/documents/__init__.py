@@ -1,0 +1,1 @@
+"""Document read-model stores: Redis (distributed) and SQLite (embedded)."""

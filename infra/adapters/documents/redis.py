@@ -1,0 +1,177 @@
+"""Document read models in Redis: hashes for documents, sorted sets for ordered members.
+
+A batch is applied by one Lua script, atomically with its checkpoint, so a redelivered batch
+changes nothing. Keys are built inside the script from one namespace, which is fine on a
+single node or a replicated primary; a Redis Cluster would need hash tags (not supported yet).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from projections.changes import AddMember, Delete, Merge, Positioned, Put, RemoveMember
+
+_APPLY = """
+local ns = ARGV[1]
+local cpkey = ns .. '__checkpoints__'
+local partition = ARGV[2]
+local position = tonumber(ARGV[3])
+local floor = tonumber(redis.call('HGET', cpkey, partition) or '0')
+local i = 4
+local n = #ARGV
+while i <= n do
+  local pos = tonumber(ARGV[i])
+  local op = ARGV[i + 1]
+  local key = ns .. ARGV[i + 2]
+  local nargs = tonumber(ARGV[i + 3])
+  if pos > floor then
+    if op == 'put' then
+      redis.call('DEL', key)
+      if nargs > 0 then redis.call('HSET', key, unpack(ARGV, i + 4, i + 3 + nargs)) end
+    elseif op == 'merge' then
+      if nargs > 0 then redis.call('HSET', key, unpack(ARGV, i + 4, i + 3 + nargs)) end
+    elseif op == 'del' then
+      redis.call('DEL', key)
+    elseif op == 'add' then
+      redis.call('ZADD', key, 0, ARGV[i + 4])
+    elseif op == 'rem' then
+      redis.call('ZREM', key, ARGV[i + 4])
+    end
+  end
+  i = i + 4 + nargs
+end
+if position > floor then redis.call('HSET', cpkey, partition, position) end
+return floor
+"""
+
+_POINTER_TTL = 0.5  # seconds a reader trusts its cached view of the active generation
+
+
+def _fields(fields: dict[str, Any]) -> list[bytes | str]:
+    out: list[bytes | str] = []
+    for name, value in fields.items():
+        out.append(name)
+        out.append(orjson.dumps(value))
+    return out
+
+
+def _encode(changes: Sequence[Positioned]) -> list[bytes | str | int]:
+    args: list[bytes | str | int] = []
+    for item in changes:
+        change = item.change
+        if isinstance(change, Put | Merge):
+            encoded = _fields(change.fields)
+            op = "put" if isinstance(change, Put) else "merge"
+            args += [item.position, op, change.key, len(encoded), *encoded]
+        elif isinstance(change, Delete):
+            args += [item.position, "del", change.key, 0]
+        elif isinstance(change, AddMember):
+            args += [item.position, "add", change.set, 1, change.member]
+        elif isinstance(change, RemoveMember):
+            args += [item.position, "rem", change.set, 1, change.member]
+    return args
+
+
+class RedisDocumentStore:
+    def __init__(self, client: Redis, name: str, prefix: str = "strata") -> None:
+        self.client = client
+        self.name = name
+        self.base = f"{prefix}:{name}"
+        self._apply = client.register_script(_APPLY)
+        self._active: tuple[int, float] | None = None
+
+    def namespace(self, generation: int) -> str:
+        return f"{self.base}:g{generation}:"
+
+    async def active_generation(self) -> int:
+        now = time.monotonic()
+        if self._active is not None and now - self._active[1] < _POINTER_TTL:
+            return self._active[0]
+        raw = await self.client.get(f"{self.base}:active")
+        generation = int(raw) if raw is not None else 1
+        self._active = (generation, now)
+        return generation
+
+    def writer(self, generation: int) -> RedisGeneration:
+        return RedisGeneration(self, generation)
+
+    async def new_generation(self) -> RedisGeneration:
+        await self.client.set(f"{self.base}:latest", 1, nx=True)  # generation 1 exists implicitly
+        return self.writer(int(await self.client.incr(f"{self.base}:latest")))
+
+    async def activate(self, generation: int) -> None:
+        await self.client.set(f"{self.base}:active", generation)
+        self._active = None
+
+    async def drop(self, generation: int) -> None:
+        if generation == await self.active_generation():
+            raise ValueError("cannot drop the active generation")
+        pattern = self.namespace(generation) + "*"
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self.client.unlink(*batch)
+                batch.clear()
+        if batch:
+            await self.client.unlink(*batch)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return await self.writer(await self.active_generation()).get(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        return await self.writer(await self.active_generation()).get_many(keys)
+
+    async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
+        generation = self.writer(await self.active_generation())
+        return await generation.members(set_key, after=after, limit=limit)
+
+    async def checkpoints(self) -> dict[int, int]:
+        return await self.writer(await self.active_generation()).checkpoints()
+
+
+class RedisGeneration:
+    def __init__(self, store: RedisDocumentStore, generation: int) -> None:
+        self.store = store
+        self.generation = generation
+        self.ns = store.namespace(generation)
+
+    async def apply(self, changes: Sequence[Positioned], partition: int, position: int) -> None:
+        await self.store._apply(args=[self.ns, partition, position, *_encode(changes)])
+
+    async def rewind(self, partition: int, position: int) -> None:
+        key = self.ns + "__checkpoints__"
+        current = await self.store.client.hget(key, str(partition))
+        if current is not None and int(current) > position:
+            await self.store.client.hset(key, str(partition), position)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        raw = await self.store.client.hgetall(self.ns + key)
+        return _decode(raw) if raw else None
+
+    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        async with self.store.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(self.ns + key)
+            rows = await pipe.execute()
+        return [_decode(raw) if raw else None for raw in rows]
+
+    async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
+        start = f"({after}" if after is not None else "-"
+        raw = await self.store.client.zrange(
+            self.ns + set_key, start, "+", bylex=True, offset=0, num=limit
+        )
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
+
+    async def checkpoints(self) -> dict[int, int]:
+        raw = await self.store.client.hgetall(self.ns + "__checkpoints__")
+        return {int(k): int(v) for k, v in raw.items()}
+
+
+def _decode(raw: Mapping[Any, Any]) -> dict[str, Any]:
+    return {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}

@@ -1,0 +1,1 @@
+"""The event store: eventsourcing's recorders (SQLite or PostgreSQL) behind Strata's ports."""

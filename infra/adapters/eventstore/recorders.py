@@ -1,0 +1,205 @@
+"""eventsourcing's application recorders, extended with what Strata needs in the same transaction.
+
+Each recorder also keeps idempotent responses (written in the transaction that appends the
+events, so a crash can never keep one without the other) and answers two extra queries: the
+current version of many streams at once, and a stream's events with their global positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg.sql import SQL, Identifier
+
+IDEMPOTENCY_TABLE = "strata_idempotency"
+
+
+@dataclass(frozen=True, slots=True)
+class KeptResponse:
+    scope: str
+    key: str
+    fingerprint: bytes
+    status: int
+    body: bytes
+
+
+# Called inside the appending transaction with the positions just assigned.
+OnRecorded = Callable[[Sequence[int]], KeptResponse | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PositionedEvent:
+    position: int
+    stored: StoredEvent
+
+
+class PostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        super().__init__(datastore)
+        schema = Identifier(datastore.schema)
+        table = Identifier(self.events_table_name)
+        idem = Identifier(IDEMPOTENCY_TABLE)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{idem} ("
+                "scope text NOT NULL, key text NOT NULL, fingerprint bytea NOT NULL, "
+                "status integer NOT NULL, body bytea NOT NULL, "
+                "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, key))"
+            ).format(schema=schema, idem=idem)
+        )
+        self._insert_kept = SQL(
+            "INSERT INTO {schema}.{idem} (scope, key, fingerprint, status, body) "
+            "VALUES (%s, %s, %s, %s, %s)"
+        ).format(schema=schema, idem=idem)
+        self._select_kept = SQL(
+            "SELECT fingerprint, status, body FROM {schema}.{idem} WHERE scope = %s AND key = %s"
+        ).format(schema=schema, idem=idem)
+        self._expire_kept = SQL(
+            "DELETE FROM {schema}.{idem} WHERE created_at < now() - make_interval(secs => %s)"
+        ).format(schema=schema, idem=idem)
+        self._select_versions = SQL(
+            "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        ).format(schema=schema, table=table)
+        self._select_history = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
+        ).format(schema=schema, table=table)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        on_recorded: OnRecorded | None = kwargs.get("on_recorded")
+        if on_recorded is not None and ids:
+            kept = on_recorded(ids)
+            if kept is not None:
+                curs.execute(
+                    self._insert_kept,
+                    (kept.scope, kept.key, kept.fingerprint, kept.status, kept.body),
+                )
+        return ids
+
+    def versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_versions, (list(stream_ids),), prepare=True)
+            return {row["originator_id"]: row["version"] for row in curs.fetchall()}
+
+    def history(self, stream_id: UUID) -> list[PositionedEvent]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_history, (stream_id,), prepare=True)
+            return [
+                PositionedEvent(
+                    position=row["notification_id"],
+                    stored=StoredEvent(
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    ),
+                )
+                for row in curs.fetchall()
+            ]
+
+    def recall(self, scope: str, key: str) -> tuple[bytes, int, bytes] | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_kept, (scope, key))
+            row = curs.fetchone()
+            if row is None:
+                return None
+            return bytes(row["fingerprint"]), row["status"], bytes(row["body"])
+
+    def expire_kept(self, older_than_seconds: float) -> int:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._expire_kept, (older_than_seconds,))
+            return curs.rowcount
+
+
+class SQLiteRecorder(SQLiteApplicationRecorder):
+    def __init__(self, datastore: SQLiteDatastore) -> None:
+        super().__init__(datastore)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY_TABLE} ("
+            "scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint BLOB NOT NULL, "
+            "status INTEGER NOT NULL, body BLOB NOT NULL, "
+            "created_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0), "
+            "PRIMARY KEY (scope, key))",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        on_recorded: OnRecorded | None = kwargs.get("on_recorded")
+        if on_recorded is not None and ids:
+            kept = on_recorded(ids)
+            if kept is not None:
+                c.execute(
+                    f"INSERT INTO {IDEMPOTENCY_TABLE} (scope, key, fingerprint, status, body) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (kept.scope, kept.key, kept.fingerprint, kept.status, kept.body),
+                )
+        return ids
+
+    def versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+        found: dict[UUID, int] = {}
+        ids = [stream_id.hex for stream_id in stream_ids]
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                c.execute(
+                    f"SELECT originator_id, max(originator_version) FROM {self.events_table_name} "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id",
+                    chunk,
+                )
+                found.update({UUID(hex=row[0]): row[1] for row in c.fetchall()})
+        return found
+
+    def history(self, stream_id: UUID) -> list[PositionedEvent]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_version, topic, state FROM {self.events_table_name} "
+                "WHERE originator_id = ? ORDER BY originator_version",
+                (stream_id.hex,),
+            )
+            return [
+                PositionedEvent(
+                    position=row[0],
+                    stored=StoredEvent(
+                        originator_id=stream_id,
+                        originator_version=row[1],
+                        topic=row[2],
+                        state=row[3],
+                    ),
+                )
+                for row in c.fetchall()
+            ]
+
+    def recall(self, scope: str, key: str) -> tuple[bytes, int, bytes] | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT fingerprint, status, body FROM {IDEMPOTENCY_TABLE} "
+                "WHERE scope = ? AND key = ?",
+                (scope, key),
+            )
+            row = c.fetchone()
+            return None if row is None else (bytes(row[0]), row[1], bytes(row[2]))
+
+    def expire_kept(self, older_than_seconds: float) -> int:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"DELETE FROM {IDEMPOTENCY_TABLE} "
+                "WHERE created_at < (julianday('now') - 2440587.5) * 86400.0 - ?",
+                (older_than_seconds,),
+            )
+            c.execute("SELECT changes()")
+            return int(c.fetchone()[0])

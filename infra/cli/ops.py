@@ -1,0 +1,130 @@
+"""Operating the read side: `replay`, `status`, `config`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from infra.bootstrap import Platform, bootstrap
+from infra.cli.options import data_dir_option, json_option, settings_for
+from infra.config import Settings, env_names
+from projections.runner import CatchUpRunner
+
+# How long a rebuilt generation is live before the old one is dropped, so that running
+# projectors (which re-read the active generation at least this often) have moved over.
+SWAP_GRACE_SECONDS = 2.0
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+
+
+async def _replay(settings: Settings, name: str, from_position: int | None) -> None:
+    platform = bootstrap(settings)
+    try:
+        projections = platform.projections()
+        if name not in projections:
+            raise click.BadParameter(f"unknown projection; known: {', '.join(projections)}")
+        projection = projections[name]
+        head = await platform.source.head()
+        with _progress() as progress:
+            task = progress.add_task(f"replaying {name}", total=max(head, 1))
+
+            def advance(position: int) -> None:
+                progress.update(task, completed=position, total=max(position, head))
+
+            if from_position is not None:
+                await projection.rewind(max(from_position - 1, 0))
+                runner = CatchUpRunner(platform.source, projection, name=name, batch_size=5000)
+                reached = await runner.catch_up(progress=advance)
+            else:
+                target = await projection.rebuild_into()
+                runner = CatchUpRunner(platform.source, target, name=name, batch_size=5000)
+                reached = await runner.catch_up(progress=advance)
+                previous = await target.swap()
+                progress.update(task, completed=max(reached, 1), total=max(reached, 1))
+                await asyncio.sleep(SWAP_GRACE_SECONDS)
+                await projection.store.drop(previous)
+        click.echo(f"{name}: replayed up to position {reached}", err=True)
+    finally:
+        await platform.aclose()
+
+
+@click.command()
+@click.argument("projection")
+@click.option(
+    "--from-position",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Re-apply events from this position onward to the live read model, instead of a "
+    "full rebuild into a new generation.",
+)
+@data_dir_option
+def replay(projection: str, from_position: int | None, data_dir: str | None) -> None:
+    """Rebuild PROJECTION (e.g. `lookups`) from the event store, with progress.
+
+    A full rebuild fills a new generation beside the live one, then swaps them atomically,
+    so the read API keeps serving throughout.
+    """
+    asyncio.run(_replay(settings_for(data_dir), projection, from_position))
+
+
+async def _status(platform: Platform) -> list[dict[str, int | str]]:
+    head = await platform.source.head()
+    rows: list[dict[str, int | str]] = []
+    for name, projection in platform.projections().items():
+        checkpoints = await (await projection.writer()).checkpoints()
+        position = min(checkpoints.values()) if checkpoints else 0
+        rows.append(
+            {
+                "projection": name,
+                "generation": (await projection.writer()).generation,
+                "position": position,
+                "head": head,
+                "lag": head - position,
+            }
+        )
+    return rows
+
+
+@click.command()
+@data_dir_option
+@json_option
+def status(data_dir: str | None, as_json: bool) -> None:
+    """Each projection's position and its lag behind the head of the event store."""
+
+    async def run() -> list[dict[str, int | str]]:
+        platform = bootstrap(settings_for(data_dir))
+        try:
+            return await _status(platform)
+        finally:
+            await platform.aclose()
+
+    rows = asyncio.run(run())
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Table("projection", "generation", "position", "head", "lag")
+    for row in rows:
+        table.add_row(
+            *(str(row[c]) for c in ("projection", "generation", "position", "head", "lag"))
+        )
+    Console().print(table)
+
+
+@click.command()
+def config() -> None:
+    """Every STRATA_* environment variable with its default."""
+    for name, default in env_names():
+        click.echo(f"{name}={'' if default is None else default}")

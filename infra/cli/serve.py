@@ -1,0 +1,148 @@
+"""Long-running processes: `strata dev` (everything, embedded), `serve`, `projector`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import click
+import uvicorn
+from litestar import Litestar
+from rich.console import Console
+
+from infra.bootstrap import Platform, bootstrap
+from infra.cli.options import data_dir_option, settings_for
+from infra.config import Settings
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to us (several run in one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _server(app: Litestar, host: str, port: int) -> _Server:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    return _Server(config)
+
+
+async def run_platform(
+    settings: Settings, *, command: bool, read: bool, projections: bool, banner: bool = False
+) -> int:
+    """Run the chosen parts in one event loop until SIGINT/SIGTERM; 0 on a clean stop."""
+    platform = bootstrap(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    servers: list[tuple[str, _Server]] = []
+    if command:
+        servers.append(
+            ("command API", _server(platform.command_app(), settings.host, settings.command_port))
+        )
+    if read:
+        servers.append(
+            ("read API", _server(platform.read_app(), settings.host, settings.read_port))
+        )
+    tasks = [asyncio.create_task(server.serve(), name=name) for name, server in servers]
+    if projections:
+        for projection in platform.projections().values():
+            runner = platform.runner(projection)
+            tasks.append(
+                asyncio.create_task(runner.run(stop), name=f"projection {projection.name}")
+            )
+    if banner:
+        loop.call_later(0.5, _print_banner, settings, platform)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t is not stopper]
+    for _, server in servers:
+        server.should_exit = True
+    stop.set()
+    exit_code = 0
+    for task in tasks:
+        try:
+            await task
+        except SystemExit:
+            click.echo(f"{task.get_name()} could not start (is its port in use?)", err=True)
+            exit_code = 1
+    if failed and exit_code == 0 and not stopper.done():
+        exit_code = 1
+    await platform.aclose()
+    return exit_code
+
+
+def _print_banner(settings: Settings, platform: Platform) -> None:
+    console = Console(stderr=True)
+    base = f"http://{settings.host}"
+    console.print(
+        f"\n[bold]Strata[/bold] is running ({settings.mode} mode, data in {settings.data_path})"
+    )
+    console.print(
+        f"  command API  {base}:{settings.command_port}   docs {base}:{settings.command_port}/docs"
+    )
+    console.print(
+        f"  read API     {base}:{settings.read_port}   docs {base}:{settings.read_port}/docs"
+    )
+    if platform.new_admin_token:
+        console.print(
+            "\n  Operator token (shown once, only its hash is kept):\n"
+            f"  [bold yellow]{platform.new_admin_token}[/bold yellow]\n"
+            "  export STRATA_ADMIN_TOKEN=<that token> to use it from the examples."
+        )
+    console.print("  Ctrl-C stops.\n")
+
+
+@click.command()
+@data_dir_option
+@click.option("--host", default=None, help="Interface to listen on (env STRATA_HOST).")
+@click.option("--command-port", type=int, default=None, help="env STRATA_COMMAND_PORT (8000).")
+@click.option("--read-port", type=int, default=None, help="env STRATA_READ_PORT (8001).")
+def dev(
+    data_dir: str | None, host: str | None, command_port: int | None, read_port: int | None
+) -> None:
+    """Run the whole platform in one process, embedded: no servers needed.
+
+    Command API, read API and projection runner, with data in --data-dir.
+    Stops cleanly on Ctrl-C or SIGTERM.
+    """
+    settings = settings_for(
+        data_dir or "strata-data",
+        host=host,
+        command_port=command_port,
+        read_port=read_port,
+        log_format="console",
+    )
+    raise SystemExit(
+        asyncio.run(run_platform(settings, command=True, read=True, projections=True, banner=True))
+    )
+
+
+@click.command()
+@click.argument("app", type=click.Choice(["command-api", "read-api"]))
+@data_dir_option
+def serve(app: str, data_dir: str | None) -> None:
+    """Serve one API (configured by STRATA_* variables), e.g. in the distributed mode."""
+    settings = settings_for(data_dir)
+    code = asyncio.run(
+        run_platform(
+            settings, command=app == "command-api", read=app == "read-api", projections=False
+        )
+    )
+    raise SystemExit(code)
+
+
+@click.command()
+@data_dir_option
+def projector(data_dir: str | None) -> None:
+    """Follow the event store and keep every projection up to date (LISTEN/NOTIFY on PostgreSQL)."""
+    settings = settings_for(data_dir)
+    raise SystemExit(
+        asyncio.run(run_platform(settings, command=False, read=False, projections=True))
+    )

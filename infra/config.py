@@ -1,0 +1,74 @@
+"""Configuration: environment variables only (12-factor). Read once, by the composition root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+Mode = Literal["embedded", "distributed"]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    mode: Mode = "embedded"
+    data_dir: str = "strata-data"
+    host: str = "127.0.0.1"
+    command_port: int = 8000
+    read_port: int = 8001
+    admin_token: str | None = None
+
+    postgres_dsn: str = "postgresql://strata:strata@127.0.0.1:5432/strata"
+    postgres_schema: str = "public"
+    postgres_pool_size: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "strata"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    clickhouse_url: str | None = None
+    clickhouse_path: str | None = None
+
+    log_level: str = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_records: int = 10_000
+    max_record_bytes: int = 256 * 1024
+    max_line_bytes: int = 1024 * 1024
+    max_stream_bytes: int = 1024 * 1024 * 1024
+    stream_chunk_records: int = 1000
+    min_position_timeout: float = 5.0
+    max_min_position_timeout: float = 30.0
+    idempotency_ttl_seconds: float = 24 * 3600.0
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+
+# Each setting is read from STRATA_<NAME>; the README documents them with these defaults.
+ENV_PREFIX = "STRATA_"
+
+
+def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    source = os.environ if env is None else env
+    raw: dict[str, object] = {}
+    for name in Settings.__struct_fields__:
+        value = source.get(ENV_PREFIX + name.upper())
+        if value not in (None, ""):
+            raw[name] = value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SystemExit(f"invalid configuration: {exc} (check the STRATA_* variables)") from exc
+
+
+def env_names() -> list[tuple[str, object]]:
+    """Every variable with its default, for documentation and `strata config`."""
+    defaults = Settings()
+    return [
+        (ENV_PREFIX + name.upper(), getattr(defaults, name)) for name in Settings.__struct_fields__
+    ]

@@ -1,0 +1,61 @@
+"""Authentication and scopes. Every route states, in its `opt`, the scope it needs or that it
+is public; one guard enforces it, so no route can forget."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from litestar.connection import ASGIConnection, Request
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+
+from domain.access import Principal, Scope
+from schemas.envelope import Meta
+
+Authenticator = Callable[[str], Awaitable[Principal | None]]
+
+PUBLIC = "public"
+SCOPE = "scope"
+
+
+def credentials_of(connection: ASGIConnection) -> str | None:  # type: ignore[type-arg]
+    authorization = connection.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return ""
+    api_key = connection.headers.get("x-api-key")
+    return api_key.strip() if api_key is not None else None
+
+
+def authorization_guard(authenticate: Authenticator) -> Callable[..., Awaitable[None]]:
+    async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+        if handler.opt.get(PUBLIC):
+            return
+        needed: Scope | None = handler.opt.get(SCOPE)
+        if needed is None:
+            raise RuntimeError(f"route {handler} declares neither a scope nor public")
+        token = credentials_of(connection)
+        if not token:
+            raise NotAuthorizedException("missing credentials: send Authorization: Bearer <key>")
+        principal = await authenticate(token)
+        if principal is None:
+            raise NotAuthorizedException("invalid credentials")
+        connection.state.principal = principal
+        principal.require(needed)
+
+    return guard
+
+
+async def provide_principal(request: Request) -> Principal:  # type: ignore[type-arg]
+    principal: Principal = request.state.principal
+    return principal
+
+
+async def provide_meta(request: Request) -> Meta:  # type: ignore[type-arg]
+    return Meta(
+        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        request_id=request.state.request_id,
+    )

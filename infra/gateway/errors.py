@@ -1,0 +1,143 @@
+"""One table maps every failure to the error envelope: status, UPPER_SNAKE code, message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+
+from commands.idempotency import IdempotencyKeyReusedError, InvalidIdempotencyKeyError
+from commands.ports import ConcurrencyError
+from commands.streaming import StreamRejectedError
+from domain import errors as domain
+from infra.gateway.context import fresh_request_id
+from read_api.consistency import ConsistencyTimeoutError, InvalidQueryError
+from schemas.envelope import ErrorBody, ErrorEnvelope, Meta
+
+log = structlog.get_logger("strata.errors")
+
+# Order matters: the first class that matches wins, so subclasses come first.
+DOMAIN_STATUS: list[tuple[type[domain.DomainError], int]] = [
+    (domain.AccountSuspendedError, 403),
+    (domain.PermissionDeniedError, 403),
+    (domain.NotFoundError, 404),
+    (domain.InvalidValueError, 400),
+    (domain.ConflictError, 409),
+]
+
+APPLICATION_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    ConcurrencyError: (409, "CONCURRENT_MODIFICATION"),
+    IdempotencyKeyReusedError: (409, "IDEMPOTENCY_KEY_REUSED"),
+    InvalidIdempotencyKeyError: (400, "INVALID_IDEMPOTENCY_KEY"),
+    ConsistencyTimeoutError: (504, "CONSISTENCY_TIMEOUT"),
+    InvalidQueryError: (400, "INVALID_PARAMETER"),
+    StreamRejectedError: (422, "NO_VALID_RECORDS"),
+}
+
+HTTP_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "UNAVAILABLE",
+    504: "TIMEOUT",
+}
+
+
+def error_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id is None:
+        # No route matched, so the request-context middleware never ran: make the id here.
+        request_id = fresh_request_id(request.headers.get("x-request-id"))
+        headers = {**(headers or {}), "X-Request-ID": request_id}
+    meta = Meta(
+        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"), request_id=request_id
+    )
+    body = ErrorEnvelope(
+        error=ErrorBody(code=code, message=message, status=status, details=details), meta=meta
+    )
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    detail = str(exc.detail)
+    if detail.startswith("JSON is malformed") or "malformed" in detail.lower():
+        return error_response(
+            request, 400, "MALFORMED_JSON", f"the body is not valid JSON: {detail}"
+        )
+    details: list[dict[str, Any]] = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        field = item.get("key", "")
+        if item.get("source") == "body":
+            field = "$" if field in ("data", "") else f"$.{field}"
+        details.append(
+            {"field": field, "message": item.get("message", ""), "in": item.get("source")}
+        )
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details) or detail
+    return error_response(request, 400, "VALIDATION_FAILED", summary, details)
+
+
+def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, ValidationException):
+        return _validation(request, exc)
+    if isinstance(exc, domain.DomainError):
+        status = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 400)
+        details = [{"field": exc.field}] if isinstance(exc, domain.InvalidValueError) else None
+        return error_response(request, status, exc.code, exc.message, details)
+    for cls, (status, code) in APPLICATION_ERRORS.items():
+        if isinstance(exc, cls):
+            details = getattr(exc, "details", None)
+            return error_response(request, status, code, str(exc), details)
+    if isinstance(exc, NotAuthorizedException):
+        return error_response(
+            request, 401, "UNAUTHENTICATED", str(exc.detail), headers={"WWW-Authenticate": "Bearer"}
+        )
+    if isinstance(exc, PermissionDeniedException):
+        return error_response(request, 403, "FORBIDDEN", str(exc.detail))
+    if isinstance(exc, NotFoundException):
+        return error_response(request, 404, "NOT_FOUND", "no such route or resource")
+    if isinstance(exc, MethodNotAllowedException):
+        return error_response(request, 405, "METHOD_NOT_ALLOWED", str(exc.detail))
+    if isinstance(exc, RequestEntityTooLarge):
+        return error_response(request, 413, "PAYLOAD_TOO_LARGE", "the request body is too large")
+    if isinstance(exc, HTTPException):
+        code = HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+    log.error(
+        "unhandled error", exc_info=exc, request_id=request.scope.get("state", {}).get("request_id")
+    )
+    return error_response(request, 500, "INTERNAL_ERROR", "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS = {Exception: handle}

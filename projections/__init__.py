@@ -1,0 +1,1 @@
+"""Read-model projections. Transport-agnostic: a runner feeds them events with positions."""

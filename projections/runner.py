@@ -1,0 +1,74 @@
+"""Feeds a projection from the event store's notification log, in order, from its checkpoint.
+
+The checkpoint lives in the projection's own store and moves in the same write as the
+changes, so a restart resumes exactly where the last applied batch ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from projections.ports import EventSource, Feedable
+
+log = logging.getLogger(__name__)
+
+
+class CatchUpRunner:
+    def __init__(
+        self,
+        source: EventSource,
+        target: Feedable,
+        *,
+        name: str,
+        batch_size: int = 1000,
+        idle_wait: float = 1.0,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.name = name
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.max_backoff = max_backoff
+
+    async def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Apply everything up to the current end of the log; returns the checkpoint."""
+        position = await self.target.checkpoint()
+        while True:
+            events = await self.source.read(position, self.batch_size)
+            if not events:
+                return position
+            await self.target.apply(events)
+            position = events[-1].position
+            if progress is not None:
+                progress(position)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow the log until `stop` is set. Failures are retried with backoff, never skipped."""
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                position = await self.catch_up()
+                backoff = 0.1
+                await _until_first(self.source.wait(position, self.idle_wait), stop.wait())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("projection %s failed; retrying in %.1fs", self.name, backoff)
+                await _until_first(asyncio.sleep(backoff), stop.wait())
+                backoff = min(backoff * 2, self.max_backoff)
+
+
+async def _until_first(*aws: object) -> None:
+    tasks = [asyncio.ensure_future(aw) for aw in aws]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

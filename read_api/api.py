@@ -1,0 +1,205 @@
+"""The read API's routes: lookups by id, audit histories, and past states (`as_of`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import get
+from litestar.params import Parameter
+
+from domain import values
+from domain.access import Principal, Scope
+from domain.account import Account
+from domain.errors import NotFoundError
+from domain.record import record_id
+from projections import lookups
+from projections.ports import DocumentReader
+from read_api import history as audit
+from read_api.consistency import min_position_of, wait_for_position
+from read_api.ports import EventHistory
+from read_api.views import account_view, api_key_view, record_view
+from schemas.envelope import Envelope, Meta
+from schemas.responses import AccountView, ApiKeyView, History, RecordView
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSettings:
+    min_position_timeout: float
+    max_min_position_timeout: float
+
+
+MinPosition = Annotated[
+    int | None,
+    Parameter(
+        query="min_position",
+        required=False,
+        description="Wait (bounded) until the read model has applied this event-store position.",
+    ),
+]
+MinPositionHeader = Annotated[str | None, Parameter(header="X-Strata-Min-Position", required=False)]
+AsOfParam = Annotated[
+    str | None,
+    Parameter(
+        query="as_of",
+        required=False,
+        description="A version number or an ISO-8601 time: the state as it was then.",
+    ),
+]
+
+
+async def _watermark(docs: DocumentReader) -> int:
+    checkpoints = await docs.checkpoints()
+    return min(checkpoints.values()) if checkpoints else 0
+
+
+async def _consistent(
+    docs: DocumentReader, settings: ReadSettings, query: int | None, header: str | None
+) -> None:
+    await wait_for_position(
+        min_position_of(query, header),
+        lambda: _watermark(docs),
+        settings.min_position_timeout,
+    )
+
+
+async def _past(events: EventHistory, stream_id: UUID, as_of: str, key: str) -> dict[str, Any]:
+    moment = audit.parse_as_of(as_of)
+    assert moment is not None
+    stream = await events.history(stream_id)
+    doc = audit.state_as_of(stream, moment, key)
+    if doc is None:
+        raise NotFoundError("it did not exist at that version or time")
+    return doc
+
+
+@get(
+    "/v1/data/{source:str}/{record_id:str}",
+    opt={"scope": Scope.DATA_READ},
+    summary="A record's latest state (or its state `as_of` a version or time)",
+)
+async def get_record(
+    source: str,
+    record_id: str,
+    principal: Principal,
+    docs: DocumentReader,
+    events: EventHistory,
+    read_settings: ReadSettings,
+    meta: Meta,
+    as_of: AsOfParam = None,
+    min_position: MinPosition = None,
+    min_position_header: MinPositionHeader = None,
+) -> Envelope[RecordView]:
+    account = str(principal.own_account())
+    values.source_name(source)
+    values.record_key(record_id)
+    key = lookups.record_key(account, source, record_id)
+    if as_of:
+        stream = _record_stream(account, source, record_id)
+        return Envelope(data=record_view(await _past(events, stream, as_of, key)), meta=meta)
+    await _consistent(docs, read_settings, min_position, min_position_header)
+    doc = await docs.get(key)
+    if doc is None:
+        raise NotFoundError("no such record")
+    return Envelope(data=record_view(doc), meta=meta)
+
+
+def _record_stream(account: str, source: str, key: str) -> UUID:
+    return record_id(account, source, key)
+
+
+@get(
+    "/v1/data/{source:str}/{record_id:str}/history",
+    opt={"scope": Scope.DATA_READ},
+    summary="Every event of a record, in order",
+)
+async def get_record_history(
+    source: str,
+    record_id: str,
+    principal: Principal,
+    events: EventHistory,
+    meta: Meta,
+) -> Envelope[History]:
+    account = str(principal.own_account())
+    values.source_name(source)
+    values.record_key(record_id)
+    stream = _record_stream(account, source, record_id)
+    found = await events.history(stream)
+    if not found:
+        raise NotFoundError("no such record")
+    return Envelope(data=audit.history(stream, found), meta=meta)
+
+
+@get(
+    "/v1/account/{account_id:uuid}",
+    opt={"scope": Scope.ACCOUNT_ADMIN},
+    summary="An account (or its state `as_of` a version or time)",
+)
+async def get_account(
+    account_id: UUID,
+    principal: Principal,
+    docs: DocumentReader,
+    events: EventHistory,
+    read_settings: ReadSettings,
+    meta: Meta,
+    as_of: AsOfParam = None,
+    min_position: MinPosition = None,
+    min_position_header: MinPositionHeader = None,
+) -> Envelope[AccountView]:
+    principal.require_account(account_id)
+    key = lookups.account_key(str(account_id))
+    if as_of:
+        return Envelope(data=account_view(await _past(events, account_id, as_of, key)), meta=meta)
+    await _consistent(docs, read_settings, min_position, min_position_header)
+    doc = await docs.get(key)
+    if doc is None:
+        raise NotFoundError("no such account")
+    return Envelope(data=account_view(doc), meta=meta)
+
+
+@get(
+    "/v1/account/{account_id:uuid}/history",
+    opt={"scope": Scope.ACCOUNT_ADMIN},
+    summary="Every event of an account, in order",
+)
+async def get_account_history(
+    account_id: UUID, principal: Principal, events: EventHistory, meta: Meta
+) -> Envelope[History]:
+    principal.require_account(account_id)
+    found = await events.history(account_id)
+    if not found or found[0].type != f"{Account.__name__}.Opened":
+        raise NotFoundError("no such account")
+    return Envelope(data=audit.history(account_id, found), meta=meta)
+
+
+@get(
+    "/v1/apikey/{key_id:uuid}",
+    opt={"scope": Scope.ACCOUNT_ADMIN},
+    summary="An API key's metadata (never its secret)",
+)
+async def get_api_key(
+    key_id: UUID,
+    principal: Principal,
+    docs: DocumentReader,
+    events: EventHistory,
+    read_settings: ReadSettings,
+    meta: Meta,
+    as_of: AsOfParam = None,
+    min_position: MinPosition = None,
+    min_position_header: MinPositionHeader = None,
+) -> Envelope[ApiKeyView]:
+    key = lookups.apikey_key(str(key_id))
+    if as_of:
+        doc = await _past(events, key_id, as_of, key)
+    else:
+        await _consistent(docs, read_settings, min_position, min_position_header)
+        found = await docs.get(key)
+        if found is None:
+            raise NotFoundError("no such api key")
+        doc = found
+    principal.require_account(UUID(doc["account_id"]))
+    return Envelope(data=api_key_view(doc), meta=meta)
+
+
+ROUTES = [get_record, get_record_history, get_account, get_account_history, get_api_key]
