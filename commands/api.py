@@ -13,8 +13,15 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, delete, post, put
+from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.params import Parameter
+from litestar.params import (
+    FromPath,
+    HeaderParameter,
+    JSONBody,
+    QueryParameter,
+    SkipValidation,
+)
 
 from commands import accounts
 from commands.idempotency import IdempotencyKeyReusedError, checked_key, fingerprint
@@ -78,9 +85,9 @@ def _replay(kept: StoredResponse, request_fingerprint: bytes) -> Response[Any]:
 
 async def _execute(
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
     status: int,
     handler: Callable[[CommandContext], R],
 ) -> Response[Any]:
@@ -110,12 +117,17 @@ async def _execute(
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         description="Retries with the same key and body run the command once.",
     ),
 ]
+Principal_ = NamedDependency[Principal]
+Meta_ = NamedDependency[Meta]
+Store = NamedDependency[SkipValidation[EventStore]]
+Secrets = NamedDependency[SkipValidation[SecretFactory]]
+Limits = NamedDependency[IngestLimits]
 
 
 @post(
@@ -125,11 +137,11 @@ IdempotencyKey = Annotated[
     summary="Open an account (operator only)",
 )
 async def create_account(
-    data: CreateAccount,
+    data: JSONBody[CreateAccount],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Envelope[AccountWritten]]:
     return await _execute(
@@ -143,12 +155,12 @@ async def create_account(
     summary="Update profile, plan or status",
 )
 async def update_account(
-    account_id: UUID,
-    data: UpdateAccount,
+    account_id: FromPath[UUID],
+    data: JSONBody[UpdateAccount],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
 ) -> Envelope[AccountWritten]:
     ctx = _context(request, principal)
     result = await asyncio.to_thread(accounts.update_account, account_id, data, store, ctx)
@@ -162,11 +174,11 @@ async def update_account(
     summary="Close an account (its keys stop working)",
 )
 async def close_account(
-    account_id: UUID,
+    account_id: FromPath[UUID],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
 ) -> Envelope[AccountWritten]:
     ctx = _context(request, principal)
     result = await asyncio.to_thread(accounts.close_account, account_id, store, ctx)
@@ -180,12 +192,12 @@ async def close_account(
     summary="Issue an API key; its secret is shown once",
 )
 async def generate_api_key(
-    data: GenerateApiKey,
+    data: JSONBody[GenerateApiKey],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
-    new_secret: SecretFactory,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
+    new_secret: Secrets,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Envelope[ApiKeyIssued]]:
     return await _execute(
@@ -205,12 +217,12 @@ async def generate_api_key(
     summary="Replace a key's secret; the old one stops working at once",
 )
 async def rotate_api_key(
-    key_id: UUID,
+    key_id: FromPath[UUID],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
-    new_secret: SecretFactory,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
+    new_secret: Secrets,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Envelope[ApiKeyIssued]]:
     return await _execute(
@@ -230,11 +242,11 @@ async def rotate_api_key(
     summary="Revoke an API key",
 )
 async def revoke_api_key(
-    key_id: UUID,
+    key_id: FromPath[UUID],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
 ) -> Envelope[Written]:
     ctx = _context(request, principal)
     result = await asyncio.to_thread(accounts.revoke_api_key, key_id, store, ctx)
@@ -243,11 +255,11 @@ async def revoke_api_key(
 
 @post("/v1/ingest", status_code=200, opt={"scope": Scope.INGEST_WRITE}, summary="Upsert one record")
 async def ingest_record(
-    data: IngestRecord,
+    data: JSONBody[IngestRecord],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Envelope[RecordWritten]]:
     entry = Entry(source=data.source, key=data.id, data=data.data)
@@ -263,12 +275,12 @@ async def ingest_record(
     summary="Upsert many records of one source, atomically (all or nothing)",
 )
 async def ingest_batch(
-    data: IngestBatch,
+    data: JSONBody[IngestBatch],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
-    limits: IngestLimits,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
+    limits: Limits,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Envelope[BatchWritten]]:
     if len(data.records) > limits.max_batch_records:
@@ -292,11 +304,14 @@ async def ingest_batch(
 )
 async def ingest_stream(
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
-    limits: IngestLimits,
-    source: Annotated[str | None, Parameter(query="source", required=False)] = None,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
+    limits: Limits,
+    source: Annotated[
+        str | None,
+        QueryParameter(name="source", required=False, description="Source of lines without one."),
+    ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Envelope[StreamWritten]:
     ctx = _context(request, principal)
@@ -352,12 +367,12 @@ async def _limited(request: Request[Any, Any, Any], max_bytes: int) -> AsyncIter
     summary="Delete a record (a tombstone: it leaves reads, its history stays)",
 )
 async def delete_data(
-    source: str,
-    record_id: str,
+    source: FromPath[str],
+    record_id: FromPath[str],
     request: Request[Any, Any, Any],
-    principal: Principal,
-    store: EventStore,
-    meta: Meta,
+    principal: Principal_,
+    store: Store,
+    meta: Meta_,
 ) -> Envelope[RecordWritten]:
     ctx = _context(request, principal)
     result = await asyncio.to_thread(delete_record, source, record_id, store, ctx)

@@ -89,6 +89,7 @@ def _upserts(
             data=entry.data,
             current_version=current.get(stream_id),
             timestamp=timestamp,
+            stream_id=stream_id,
         )
         current[stream_id] = event.originator_version
         events.append(event)

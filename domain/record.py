@@ -74,9 +74,13 @@ class Record(Aggregate):
         data: dict[str, Any],
         current_version: int | None,
         timestamp: datetime,
+        stream_id: UUID | None = None,
     ) -> Record.Created | Record.Updated:
-        """The event that upserts a record whose stream is at `current_version` (None: new)."""
-        originator_id = record_id(account_id, source, key)
+        """The event that upserts a record whose stream is at `current_version` (None: new).
+
+        `stream_id` may be passed when the caller already derived it (it must equal
+        `record_id(account_id, source, key)`)."""
+        originator_id = stream_id or record_id(account_id, source, key)
         if current_version is None:
             return cls.Created(
                 originator_topic=_RECORD_TOPIC,

@@ -38,7 +38,7 @@ from projections.events import ProjectedEvent
 from projections.ports import DocumentStore, EventSource
 from projections.runner import CatchUpRunner
 from read_api.api import ROUTES as READ_ROUTES
-from read_api.api import ReadSettings
+from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
 
 ADMIN_TOKEN_FILE = "admin-token.sha256"  # noqa: S105 - holds only a hash
@@ -113,14 +113,8 @@ class Platform:
             description="Queries over the read models, audit histories and past states.",
             routes=READ_ROUTES,
             authenticate=ReadModelAuthenticator(self.documents, self.admin_token_hash),
-            services={
-                "docs": self.documents,
-                "events": AsyncHistory(self.log),
-                "read_settings": ReadSettings(
-                    min_position_timeout=s.min_position_timeout,
-                    max_min_position_timeout=s.max_min_position_timeout,
-                ),
-            },
+            prepare=min_position_gate(self.documents, s.min_position_timeout),
+            services={"docs": self.documents, "events": AsyncHistory(self.log)},
             checks={
                 "event_store": lambda: asyncio.to_thread(self.log.head),
                 "read_models": self.documents.checkpoints,
@@ -129,11 +123,13 @@ class Platform:
         )
 
     async def aclose(self) -> None:
-        for closer in reversed(self._closers):
-            result = closer() if callable(closer) else None
-            if asyncio.iscoroutine(result):
-                await result
-        self.log.close()
+        try:
+            for closer in reversed(self._closers):
+                result = closer() if callable(closer) else None
+                if asyncio.iscoroutine(result):
+                    await result
+        finally:
+            self.log.close()
 
 
 def bootstrap(settings: Settings) -> Platform:

@@ -40,7 +40,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_stream_bytes: int = 1024 * 1024 * 1024
     stream_chunk_records: int = 1000
     min_position_timeout: float = 5.0
-    max_min_position_timeout: float = 30.0
     idempotency_ttl_seconds: float = 24 * 3600.0
 
     @property

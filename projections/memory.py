@@ -60,6 +60,12 @@ class Documents:
         if self.positions.get(partition, 0) > position:
             self.positions[partition] = position
 
+    async def dump(self) -> dict[str, dict[str, Any]]:
+        return {
+            "docs": {key: dict(doc) for key, doc in self.docs.items()},
+            "sets": {key: list(members) for key, members in self.sets.items()},
+        }
+
     async def get(self, key: str) -> dict[str, Any] | None:
         doc = self.docs.get(key)
         return dict(doc) if doc is not None else None

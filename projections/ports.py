@@ -8,6 +8,9 @@ from typing import Any, Protocol, runtime_checkable
 from projections.changes import Positioned
 from projections.events import ProjectedEvent
 
+# {"docs": {key: fields}, "sets": {set key: sorted members}}
+Dump = dict[str, dict[str, Any]]
+
 
 @runtime_checkable
 class EventSource(Protocol):
@@ -56,6 +59,10 @@ class DocumentWriter(DocumentReader, Protocol):
 
     async def rewind(self, partition: int, position: int) -> None:
         """Move the partition's checkpoint back to `position` so later events apply again."""
+        ...
+
+    async def dump(self) -> Dump:
+        """Everything in this generation, for comparisons (rebuild vs incremental)."""
         ...
 
 

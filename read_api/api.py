@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import get
-from litestar.params import Parameter
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, QueryParameter, SkipValidation
 
 from domain import values
 from domain.access import Principal, Scope
@@ -23,45 +25,54 @@ from read_api.views import account_view, api_key_view, record_view
 from schemas.envelope import Envelope, Meta
 from schemas.responses import AccountView, ApiKeyView, History, RecordView
 
-
-@dataclass(frozen=True, slots=True)
-class ReadSettings:
-    min_position_timeout: float
-    max_min_position_timeout: float
-
-
+# `min_position` is applied by `min_position_gate` before authentication (a key issued by
+# the awaited write must already be known); handlers declare it for validation and the docs.
 MinPosition = Annotated[
     int | None,
-    Parameter(
-        query="min_position",
+    QueryParameter(
+        name="min_position",
         required=False,
+        ge=0,
         description="Wait (bounded) until the read model has applied this event-store position.",
     ),
 ]
-MinPositionHeader = Annotated[str | None, Parameter(header="X-Strata-Min-Position", required=False)]
+MinPositionHeader = Annotated[
+    int | None,
+    HeaderParameter(
+        name="X-Strata-Min-Position", required=False, ge=0, description="Same as min_position."
+    ),
+]
 AsOfParam = Annotated[
     str | None,
-    Parameter(
-        query="as_of",
+    QueryParameter(
+        name="as_of",
         required=False,
         description="A version number or an ISO-8601 time: the state as it was then.",
     ),
 ]
+Principal_ = NamedDependency[Principal]
+Meta_ = NamedDependency[Meta]
+Docs = NamedDependency[SkipValidation[DocumentReader]]
+Events = NamedDependency[SkipValidation[EventHistory]]
 
 
-async def _watermark(docs: DocumentReader) -> int:
+async def watermark(docs: DocumentReader) -> int:
+    """The position up to which the read model has applied every event."""
     checkpoints = await docs.checkpoints()
     return min(checkpoints.values()) if checkpoints else 0
 
 
-async def _consistent(
-    docs: DocumentReader, settings: ReadSettings, query: int | None, header: str | None
-) -> None:
-    await wait_for_position(
-        min_position_of(query, header),
-        lambda: _watermark(docs),
-        settings.min_position_timeout,
-    )
+def min_position_gate(
+    docs: DocumentReader, timeout: float
+) -> Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[None]]:
+    async def gate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        wanted = min_position_of(
+            connection.query_params.get("min_position"),
+            connection.headers.get("x-strata-min-position"),
+        )
+        await wait_for_position(wanted, lambda: watermark(docs), timeout)
+
+    return gate
 
 
 async def _past(events: EventHistory, stream_id: UUID, as_of: str, key: str) -> dict[str, Any]:
@@ -80,13 +91,12 @@ async def _past(events: EventHistory, stream_id: UUID, as_of: str, key: str) -> 
     summary="A record's latest state (or its state `as_of` a version or time)",
 )
 async def get_record(
-    source: str,
-    record_id: str,
-    principal: Principal,
-    docs: DocumentReader,
-    events: EventHistory,
-    read_settings: ReadSettings,
-    meta: Meta,
+    source: FromPath[str],
+    record_id: FromPath[str],
+    principal: Principal_,
+    docs: Docs,
+    events: Events,
+    meta: Meta_,
     as_of: AsOfParam = None,
     min_position: MinPosition = None,
     min_position_header: MinPositionHeader = None,
@@ -98,7 +108,6 @@ async def get_record(
     if as_of:
         stream = _record_stream(account, source, record_id)
         return Envelope(data=record_view(await _past(events, stream, as_of, key)), meta=meta)
-    await _consistent(docs, read_settings, min_position, min_position_header)
     doc = await docs.get(key)
     if doc is None:
         raise NotFoundError("no such record")
@@ -115,11 +124,11 @@ def _record_stream(account: str, source: str, key: str) -> UUID:
     summary="Every event of a record, in order",
 )
 async def get_record_history(
-    source: str,
-    record_id: str,
-    principal: Principal,
-    events: EventHistory,
-    meta: Meta,
+    source: FromPath[str],
+    record_id: FromPath[str],
+    principal: Principal_,
+    events: Events,
+    meta: Meta_,
 ) -> Envelope[History]:
     account = str(principal.own_account())
     values.source_name(source)
@@ -137,12 +146,11 @@ async def get_record_history(
     summary="An account (or its state `as_of` a version or time)",
 )
 async def get_account(
-    account_id: UUID,
-    principal: Principal,
-    docs: DocumentReader,
-    events: EventHistory,
-    read_settings: ReadSettings,
-    meta: Meta,
+    account_id: FromPath[UUID],
+    principal: Principal_,
+    docs: Docs,
+    events: Events,
+    meta: Meta_,
     as_of: AsOfParam = None,
     min_position: MinPosition = None,
     min_position_header: MinPositionHeader = None,
@@ -151,7 +159,6 @@ async def get_account(
     key = lookups.account_key(str(account_id))
     if as_of:
         return Envelope(data=account_view(await _past(events, account_id, as_of, key)), meta=meta)
-    await _consistent(docs, read_settings, min_position, min_position_header)
     doc = await docs.get(key)
     if doc is None:
         raise NotFoundError("no such account")
@@ -164,7 +171,7 @@ async def get_account(
     summary="Every event of an account, in order",
 )
 async def get_account_history(
-    account_id: UUID, principal: Principal, events: EventHistory, meta: Meta
+    account_id: FromPath[UUID], principal: Principal_, events: Events, meta: Meta_
 ) -> Envelope[History]:
     principal.require_account(account_id)
     found = await events.history(account_id)
@@ -179,12 +186,11 @@ async def get_account_history(
     summary="An API key's metadata (never its secret)",
 )
 async def get_api_key(
-    key_id: UUID,
-    principal: Principal,
-    docs: DocumentReader,
-    events: EventHistory,
-    read_settings: ReadSettings,
-    meta: Meta,
+    key_id: FromPath[UUID],
+    principal: Principal_,
+    docs: Docs,
+    events: Events,
+    meta: Meta_,
     as_of: AsOfParam = None,
     min_position: MinPosition = None,
     min_position_header: MinPositionHeader = None,
@@ -193,7 +199,6 @@ async def get_api_key(
     if as_of:
         doc = await _past(events, key_id, as_of, key)
     else:
-        await _consistent(docs, read_settings, min_position, min_position_header)
         found = await docs.get(key)
         if found is None:
             raise NotFoundError("no such api key")

@@ -19,20 +19,19 @@ class InvalidQueryError(Exception):
     """A query parameter or header that cannot be understood."""
 
 
-def min_position_of(query: int | None, header: str | None) -> int | None:
-    if query is not None:
-        if query < 0:
-            raise InvalidQueryError("min_position must be a non-negative integer")
-        return query
-    if header is None or header == "":
-        return None
-    try:
-        value = int(header)
-    except ValueError:
-        raise InvalidQueryError("X-Strata-Min-Position must be an integer") from None
-    if value < 0:
-        raise InvalidQueryError("X-Strata-Min-Position must be a non-negative integer")
-    return value
+def min_position_of(query: int | str | None, header: str | None) -> int | None:
+    """The position a read must wait for: `?min_position=` wins over the header."""
+    for name, raw in (("min_position", query), ("X-Strata-Min-Position", header)):
+        if raw is None or raw == "":
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidQueryError(f"{name} must be an integer") from None
+        if value < 0:
+            raise InvalidQueryError(f"{name} must be a non-negative integer")
+        return value
+    return None
 
 
 async def wait_for_position(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -14,7 +14,13 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
-from infra.gateway.auth import Authenticator, authorization_guard, provide_meta, provide_principal
+from infra.gateway.auth import (
+    Authenticator,
+    Prepare,
+    authorization_guard,
+    provide_meta,
+    provide_principal,
+)
 from infra.gateway.context import RequestContextMiddleware
 from infra.gateway.errors import EXCEPTION_HANDLERS
 from infra.gateway.health import Check, health, readiness
@@ -38,6 +44,7 @@ def build_app(
     services: dict[str, Any],
     checks: dict[str, Check],
     max_body_bytes: int,
+    prepare: Prepare | None = None,
     cors_origins: Sequence[str] = (),
 ) -> Litestar:
     dependencies = {key: _constant(value) for key, value in services.items()}
@@ -45,9 +52,17 @@ def build_app(
     dependencies["principal"] = Provide(provide_principal)
     dependencies["meta"] = Provide(provide_meta)
     return Litestar(
-        route_handlers=[*routes, health, readiness],
+        route_handlers=[
+            # Every API route sits behind the guard; health and the docs are public.
+            Router(
+                "/",
+                route_handlers=list(routes),
+                guards=[authorization_guard(authenticate, prepare)],
+            ),
+            health,
+            readiness,
+        ],
         dependencies=dependencies,
-        guards=[authorization_guard(authenticate)],
         middleware=[DefineMiddleware(RequestContextMiddleware, service=name)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=max_body_bytes,

@@ -30,13 +30,23 @@ def credentials_of(connection: ASGIConnection) -> str | None:  # type: ignore[ty
     return api_key.strip() if api_key is not None else None
 
 
-def authorization_guard(authenticate: Authenticator) -> Callable[..., Awaitable[None]]:
+Prepare = Callable[[ASGIConnection], Awaitable[None]]  # type: ignore[type-arg]
+
+
+def authorization_guard(
+    authenticate: Authenticator, prepare: Prepare | None = None
+) -> Callable[..., Awaitable[None]]:
+    """`prepare` runs before authentication; the read API uses it to wait for
+    `min_position`, so a key issued by that very write is already readable."""
+
     async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         if handler.opt.get(PUBLIC):
             return
         needed: Scope | None = handler.opt.get(SCOPE)
         if needed is None:
             raise RuntimeError(f"route {handler} declares neither a scope nor public")
+        if prepare is not None:
+            await prepare(connection)
         token = credentials_of(connection)
         if not token:
             raise NotAuthorizedException("missing credentials: send Authorization: Bearer <key>")

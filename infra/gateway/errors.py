@@ -90,25 +90,51 @@ def error_response(
     )
 
 
+def _malformed(exc: BaseException) -> bool:
+    """Did the body fail to parse as JSON at all (as opposed to failing the schema)?"""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, msgspec.DecodeError) and not isinstance(seen, msgspec.ValidationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "malformed" in str(getattr(exc, "detail", "")).lower()
+
+
+def _body_path(exc: ValidationException) -> tuple[str, str] | None:
+    """msgspec's own message names the exact path (`$.data.records[1].id` for the body
+    parameter `data`); Litestar's summary drops it, so read it from the cause."""
+    cause = exc.__cause__
+    if not isinstance(cause, msgspec.ValidationError):
+        return None
+    message, _, where = str(cause).partition(" - at `")
+    path = where.rstrip("`")
+    if path != "$.data" and not path.startswith(("$.data.", "$.data[")):
+        return None
+    return "$" + path[len("$.data") :], message
+
+
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
-    detail = str(exc.detail)
-    if detail.startswith("JSON is malformed") or "malformed" in detail.lower():
-        return error_response(
-            request, 400, "MALFORMED_JSON", f"the body is not valid JSON: {detail}"
-        )
-    details: list[dict[str, Any]] = []
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        field = item.get("key", "")
-        if item.get("source") == "body":
-            field = "$" if field in ("data", "") else f"$.{field}"
-        details.append(
-            {"field": field, "message": item.get("message", ""), "in": item.get("source")}
-        )
-    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details) or detail
+    body = _body_path(exc)
+    if body is not None:
+        field, message = body
+        details = [{"field": field, "message": message, "in": "body"}]
+    else:
+        details = [
+            {
+                "field": item.get("key", ""),
+                "message": item.get("message", ""),
+                "in": item.get("source"),
+            }
+            for item in (exc.extra if isinstance(exc.extra, list) else [])
+        ]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details) or str(exc.detail)
     return error_response(request, 400, "VALIDATION_FAILED", summary, details)
 
 
 def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, HTTPException) and exc.status_code == 400 and _malformed(exc):
+        message = f"the body is not valid JSON: {exc.detail}"
+        return error_response(request, 400, "MALFORMED_JSON", message)
     if isinstance(exc, ValidationException):
         return _validation(request, exc)
     if isinstance(exc, domain.DomainError):

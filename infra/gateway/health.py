@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from litestar import Response, get
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
 
 from schemas.responses import Health
 
@@ -18,7 +20,7 @@ async def health() -> Health:
 
 
 @get("/readiness", opt={"public": True}, summary="Dependencies are reachable")
-async def readiness(checks: dict[str, Check]) -> Response[Health]:
+async def readiness(checks: NamedDependency[SkipValidation[dict[str, Check]]]) -> Response[Health]:
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:

@@ -150,6 +150,23 @@ class RedisGeneration:
         if current is not None and int(current) > position:
             await self.store.client.hset(key, str(partition), position)
 
+    async def dump(self) -> dict[str, dict[str, Any]]:
+        client = self.store.client
+        docs: dict[str, Any] = {}
+        sets: dict[str, Any] = {}
+        async for raw_key in client.scan_iter(match=self.ns + "*", count=1000):
+            name = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            key = name[len(self.ns) :]
+            if key == "__checkpoints__":
+                continue
+            kind = await client.type(raw_key)
+            if kind in (b"hash", "hash"):
+                docs[key] = _decode(await client.hgetall(raw_key))
+            elif kind in (b"zset", "zset"):
+                members = await client.zrange(raw_key, 0, -1)
+                sets[key] = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+        return {"docs": dict(sorted(docs.items())), "sets": dict(sorted(sets.items()))}
+
     async def get(self, key: str) -> dict[str, Any] | None:
         raw = await self.store.client.hgetall(self.ns + key)
         return _decode(raw) if raw else None

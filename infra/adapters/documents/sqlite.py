@@ -197,6 +197,19 @@ class SQLiteGeneration:
             )
         )
 
+    async def dump(self) -> dict[str, dict[str, Any]]:
+        read = self.store._read
+        docs = {
+            key: orjson.loads(body)
+            for key, body in read.execute(f"SELECT key, body FROM {self.docs} ORDER BY key")
+        }
+        sets: dict[str, Any] = {}
+        for set_key, member in read.execute(
+            f"SELECT set_key, member FROM {self.members_table} ORDER BY set_key, member"
+        ):
+            sets.setdefault(set_key, []).append(member)
+        return {"docs": docs, "sets": sets}
+
     async def get(self, key: str) -> dict[str, Any] | None:
         row = self.store._read.execute(
             f"SELECT body FROM {self.docs} WHERE key = ?", (key,)

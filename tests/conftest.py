@@ -1,0 +1,135 @@
+"""Shared fixtures: the platform in either mode, with in-process HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.bootstrap import Platform, bootstrap
+from infra.config import Settings, from_env
+
+pytest_plugins = ["tests.fixtures.engines"]
+
+ADMIN_TOKEN = "st_admin_test-token"
+ALL_SCOPES = ["ingest:write", "data:read", "account:admin"]
+
+
+def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return from_env(
+        {}, mode="embedded", data_dir=str(data_dir), admin_token=ADMIN_TOKEN, **overrides
+    )
+
+
+@pytest.fixture(params=["embedded", pytest.param("distributed", marks=pytest.mark.integration)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The platform's settings in each mode: embedded (SQLite) and distributed (real servers)."""
+    overrides: dict[str, Any] = {"min_position_timeout": 2.0}
+    if request.param == "embedded":
+        return embedded_settings(tmp_path / "data", **overrides)
+    pg = request.getfixturevalue("pg_schema")
+    prefix = request.getfixturevalue("redis_prefix")
+    return from_env(
+        {},
+        mode="distributed",
+        postgres_dsn=pg.dsn,
+        postgres_schema=pg.schema,
+        postgres_pool_size=4,
+        redis_url=request.getfixturevalue("redis_url"),
+        redis_prefix=prefix.rstrip(":"),
+        admin_token=ADMIN_TOKEN,
+        **overrides,
+    )
+
+
+class Stack:
+    """Both APIs of one platform, with a live projection runner behind them."""
+
+    def __init__(self, platform: Platform, command: httpx.AsyncClient, read: httpx.AsyncClient):
+        self.platform = platform
+        self.command = command
+        self.read = read
+        self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    async def new_account(self, scopes: list[str] | None = None, plan: str = "basic") -> Tenant:
+        created = await self.command.post(
+            "/v1/account/create",
+            json={"name": "Acme", "email": "ops@acme.example", "plan": plan},
+            headers=self.admin,
+        )
+        assert created.status_code == 201, created.text
+        account_id = created.json()["data"]["id"]
+        issued = await self.command.post(
+            "/v1/apikey/generate",
+            json={"account_id": account_id, "name": "test", "scopes": scopes or ALL_SCOPES},
+            headers=self.admin,
+        )
+        assert issued.status_code == 201, issued.text
+        body = issued.json()["data"]
+        await self.caught_up(body["position"])
+        return Tenant(account_id, body["id"], body["secret"], body["position"])
+
+    async def caught_up(self, position: int, timeout: float = 10.0) -> None:
+        """Wait until the read side has applied `position` (so the key authenticates there)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            checkpoints = await self.platform.documents.checkpoints()
+            if checkpoints and min(checkpoints.values()) >= position:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the read model did not reach {position} in {timeout}s")
+            await asyncio.sleep(0.005)
+
+    async def head(self) -> int:
+        return await asyncio.to_thread(self.platform.log.head)
+
+
+class Tenant:
+    def __init__(self, account_id: str, key_id: str, secret: str, position: int) -> None:
+        self.account_id = account_id
+        self.key_id = key_id
+        self.secret = secret
+        self.position = position
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    platform = bootstrap(settings)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(platform.runner(platform.lookups).run(stop))
+    try:
+        # In-process ASGI, in this event loop, so the projection runner above keeps running
+        # while a test awaits a response (a test client on its own thread would starve it).
+        async with (
+            _client(platform.command_app()) as command,
+            _client(platform.read_app()) as read,
+        ):
+            yield Stack(platform, command, read)
+    finally:
+        stop.set()
+        await runner
+        await platform.aclose()
+
+
+def _client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The error envelope, with the expected status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "meta"}, body
+    assert body["error"]["status"] == status
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    assert body["meta"]["request_id"] == response.headers["x-request-id"]
+    return dict(body["error"])
