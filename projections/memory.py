@@ -103,8 +103,9 @@ class MemoryDocumentStore:
         self.active = generation
 
     async def drop(self, generation: int) -> None:
-        if generation != self.active:
-            self.generations.pop(generation, None)
+        if generation == self.active:
+            raise ValueError("cannot drop the active generation")
+        self.generations.pop(generation, None)
 
     async def get(self, key: str) -> dict[str, Any] | None:
         return await self.generations[self.active].get(key)

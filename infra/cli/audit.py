@@ -50,7 +50,9 @@ def _print(
     if as_json:
         click.echo(msgspec.json.encode(history).decode())
         return
-    table = Table("position", "version", "type", "timestamp", "payload", title=str(stream_id))
+    table = Table(title=str(stream_id))
+    for column in ("position", "version", "type", "timestamp", "payload"):
+        table.add_column(column, overflow="fold")  # audit output never elides
     for entry in history.events:
         payload = json.dumps(entry.payload, separators=(",", ":"))
         table.add_row(
