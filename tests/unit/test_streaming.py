@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands.streaming import Chunk, _lines, ingest_ndjson
+from commands.streaming import Chunk, StreamRejectedError, _lines, ingest_ndjson
 from schemas.responses import BatchWritten, RecordVersion
 
 
@@ -77,7 +78,7 @@ def test_a_line_without_a_source_is_rejected_when_there_is_no_default() -> None:
     async def write(chunk: Chunk) -> BatchWritten:
         raise AssertionError("nothing valid to write")
 
-    try:
+    with pytest.raises(StreamRejectedError, match="none of the 1 lines") as rejected:
         asyncio.run(
             ingest_ndjson(
                 _chunks(b'{"id":"a","data":{}}', []),
@@ -87,8 +88,4 @@ def test_a_line_without_a_source_is_rejected_when_there_is_no_default() -> None:
                 write=write,
             )
         )
-    except Exception as exc:  # StreamRejectedError
-        assert "none of the 1 lines" in str(exc)
-        assert exc.details[0]["message"].startswith("no source")  # type: ignore[attr-defined]
-    else:
-        raise AssertionError("expected a rejection")
+    assert rejected.value.details[0]["message"].startswith("no source")
