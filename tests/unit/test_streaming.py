@@ -55,7 +55,10 @@ def test_lines_are_reported_by_number_and_valid_ones_written_in_chunks() -> None
             source="s", count=len(versions), position=len(written), records=versions
         )
 
-    body = b'{"id":"a","data":{}}\n{"id":"b"}\n\n{"id":"c","data":{},"source":"x"}\n[1]\n{"id":"d","data":{}}'
+    body = (
+        b'{"id":"a","data":{}}\n{"id":"b"}\n\n'
+        b'{"id":"c","data":{},"source":"x"}\n[1]\n{"id":"d","data":{}}'
+    )
     result = asyncio.run(
         ingest_ndjson(
             _chunks(body, [5, 17]),
