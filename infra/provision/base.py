@@ -195,14 +195,15 @@ def spawn_detached(
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log_fh.write(f"\n==== {stamp} start: {' '.join(argv)}\n".encode())
         log_fh.flush()
-        fd = log_fh.fileno()
-        script = f'"$@" </dev/null >&{fd} 2>&{fd} {fd}>&- & echo $!'
+        # The log is sh's stderr and the job's stdout+stderr; sh's stdout carries the PID.
+        # (No numbered fds: dash only understands single-digit ones.)
         result = subprocess.run(
-            ["/bin/sh", "-c", script, "sh", *argv],
+            ["/bin/sh", "-c", '"$@" </dev/null >&2 & echo $!', "sh", *argv],
             cwd=cwd,
             env=dict(env),
-            pass_fds=(fd,),
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log_fh,
             text=True,
             start_new_session=True,
             user=user,
@@ -211,7 +212,7 @@ def spawn_detached(
             check=False,
         )
     if result.returncode != 0 or not result.stdout.strip().isdigit():
-        raise ProvisionError(f"could not start {argv[0]}: {result.stderr.strip()}")
+        raise ProvisionError(f"could not start {argv[0]}; see {log}")
     return int(result.stdout.strip())
 
 
@@ -371,7 +372,17 @@ class Service(ABC):
         started = time.monotonic()
         pid = self.launch()
         self.pid_file.write_text(f"{pid}\n")
-        self._wait_ready(pid, started)
+        try:
+            self._wait_ready(pid, started)
+        except ProvisionError:
+            if is_alive(pid) or time.monotonic() - started > 15:
+                raise
+            # died straight away: retry once before giving up (the log keeps both tries)
+            say(f"{self.name}: exited right after start; retrying once (log: {self.log_file})")
+            started = time.monotonic()
+            pid = self.launch()
+            self.pid_file.write_text(f"{pid}\n")
+            self._wait_ready(pid, started)
         self.after_ready()
         say(f"{self.name}: ready in {time.monotonic() - started:.1f}s (pid {pid})")
 
