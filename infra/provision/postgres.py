@@ -11,7 +11,16 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .base import ProvisionError, Service, cmdline, say, spawn_detached
+from .base import (
+    ProvisionError,
+    Service,
+    cmdline,
+    is_alive,
+    proc_state,
+    say,
+    spawn_detached,
+    wait_until,
+)
 from .system import apt_install, chown_tree, run_checked
 
 DB_USER = "strata"
@@ -133,7 +142,21 @@ class Postgres(Service):
             )
         )
         chown_tree(self.data_dir, OS_USER)
-        # a postmaster.pid left by a killed server is handled by postgres itself
+        self._clear_stale_lock()
+
+    def _clear_stale_lock(self) -> None:
+        """After a crash (kill -9), postmaster.pid names a dead or zombie PID that postgres
+        itself would still take for a running server: wait for it to go, then drop it."""
+        lock = self.data_dir / "postmaster.pid"
+        try:
+            old = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if is_alive(old):
+            return
+        wait_until(lambda: proc_state(old) is None, 10)
+        say(f"postgres: removing stale {lock.name} of crashed pid {old}")
+        lock.unlink(missing_ok=True)
 
     def launch(self) -> int:
         return spawn_detached(
