@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterator
 
 import click
+import structlog
 import uvicorn
 from litestar import Litestar
 from rich.console import Console
@@ -57,6 +58,8 @@ async def run_platform(
             tasks.append(
                 asyncio.create_task(runner.run(stop), name=f"projection {projection.name}")
             )
+    if command:
+        tasks.append(asyncio.create_task(_expire_idempotency(platform, stop), name="expiry"))
     if banner:
         loop.call_later(0.5, _print_banner, settings, platform)
     stopper = asyncio.create_task(stop.wait())
@@ -78,8 +81,21 @@ async def run_platform(
     return exit_code
 
 
+async def _expire_idempotency(platform: Platform, stop: asyncio.Event) -> None:
+    """Forget idempotent responses older than their TTL, hourly."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(
+                platform.log.expire_idempotency, platform.settings.idempotency_ttl_seconds
+            )
+        except Exception:
+            structlog.get_logger("strata").warning("idempotency expiry failed", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=3600)
+
+
 def _print_banner(settings: Settings, platform: Platform) -> None:
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     base = f"http://{settings.host}"
     console.print(
         f"\n[bold]Strata[/bold] is running ({settings.mode} mode, data in {settings.data_path})"
@@ -92,9 +108,14 @@ def _print_banner(settings: Settings, platform: Platform) -> None:
     )
     if platform.new_admin_token:
         console.print(
-            "\n  Operator token (shown once, only its hash is kept):\n"
-            f"  [bold yellow]{platform.new_admin_token}[/bold yellow]\n"
-            "  export STRATA_ADMIN_TOKEN=<that token> to use it from the examples."
+            "\n  Operator token, shown once (only its hash is kept). Paste this line into the\n"
+            "  shell you will use for the README's examples:\n"
+            f"  [bold yellow]export STRATA_ADMIN_TOKEN={platform.new_admin_token}[/bold yellow]"
+        )
+    elif not settings.admin_token:
+        console.print(
+            "\n  The operator token was shown when this data dir was created. Lost it? Stop, "
+            f"delete {settings.data_path / 'admin-token.sha256'} and start again for a new one."
         )
     console.print("  Ctrl-C stops.\n")
 
