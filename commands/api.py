@@ -6,6 +6,7 @@ Handlers are synchronous (the event store is), so they run in worker threads.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
@@ -24,7 +25,11 @@ from litestar.params import (
 )
 
 from commands import accounts
-from commands.idempotency import IdempotencyKeyReusedError, checked_key, fingerprint
+from commands.idempotency import (
+    IdempotencyKeyReusedError,
+    checked_key,
+    fingerprint,
+)
 from commands.ingest import Entry, delete_record, ingest, ingest_one
 from commands.ports import (
     CommandContext,
@@ -50,6 +55,7 @@ from schemas.responses import (
 
 R = TypeVar("R")
 JSON = "application/json"
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +68,13 @@ class IngestLimits:
 
 
 def _context(request: Request[Any, Any, Any], principal: Principal) -> CommandContext:
-    return CommandContext(principal=principal, correlation_id=request.state.request_id)
+    """The request id caused these events; X-Correlation-ID (when sent) ties several
+    requests of one client operation together, else the request id does."""
+    request_id: str = request.state.request_id
+    correlation = request.headers.get("x-correlation-id", "")
+    if not _CORRELATION_ID.fullmatch(correlation):
+        correlation = request_id
+    return CommandContext(principal=principal, correlation_id=correlation, causation_id=request_id)
 
 
 def _redact(result: object) -> object:

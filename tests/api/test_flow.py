@@ -30,7 +30,7 @@ async def test_record_lifecycle_reads_its_own_writes(stack: Stack) -> None:
     updated = await stack.command.post(
         "/v1/ingest/batch",
         json={"source": "orders", "records": [{"id": "o-1", "data": {"total": 43}}]},
-        headers=tenant.auth,
+        headers={**tenant.auth, "X-Correlation-ID": "checkout-77"},
     )
     assert updated.json()["data"]["records"] == [{"id": "o-1", "version": 2}]
     deleted = await stack.command.delete("/v1/data/orders/o-1", headers=tenant.auth)
@@ -49,6 +49,9 @@ async def test_record_lifecycle_reads_its_own_writes(stack: Stack) -> None:
     assert positions == sorted(positions)
     assert positions[0] == position
     assert events[0]["metadata"]["correlation_id"] == written.headers["x-request-id"]
+    assert events[0]["metadata"]["causation_id"] == written.headers["x-request-id"]
+    assert events[0]["metadata"]["actor"] == f"key:{tenant.key_id}"
+    assert events[1]["metadata"]["correlation_id"] == "checkout-77"
     assert events[0]["payload"]["data"] == {"total": 42}
 
     past = await stack.read.get("/v1/data/orders/o-1", params={"as_of": 1}, headers=tenant.auth)
