@@ -34,12 +34,12 @@ from infra.config import Settings
 from infra.gateway.app import build_app
 from projections import lookups
 from projections.documents import DocumentProjection
-from projections.events import ProjectedEvent
 from projections.ports import DocumentStore, EventSource
 from projections.runner import CatchUpRunner
 from read_api.api import ROUTES as READ_ROUTES
 from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
+from schemas.events import ProjectedEvent
 
 ADMIN_TOKEN_FILE = "admin-token.sha256"  # noqa: S105 - holds only a hash
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from projections.changes import Positioned
-from projections.events import ProjectedEvent
 from projections.ports import DocumentStore, DocumentWriter
+from schemas.events import ProjectedEvent
 
 Rules = Callable[[Iterable[ProjectedEvent]], list[Positioned]]
 

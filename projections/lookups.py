@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from projections.changes import AddMember, Change, Delete, Merge, Positioned, Put, RemoveMember
-from projections.events import ProjectedEvent
+from schemas.events import ProjectedEvent
 
 NAME = "lookups"
 

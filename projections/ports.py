@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from projections.changes import Positioned
-from projections.events import ProjectedEvent
+from schemas.events import ProjectedEvent
 
 # {"docs": {key: fields}, "sets": {set key: sorted members}}
 Dump = dict[str, dict[str, Any]]

@@ -12,9 +12,9 @@ from typing import Any
 from uuid import UUID
 
 from projections import lookups
-from projections.events import ProjectedEvent
 from projections.memory import Documents
 from read_api.consistency import InvalidQueryError
+from schemas.events import ProjectedEvent
 from schemas.responses import History, HistoryEntry
 
 AsOf = int | datetime

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
-from projections.events import ProjectedEvent
+from schemas.events import ProjectedEvent
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""The event as every projection sees it, whichever runner delivered it."""
+"""An event as projections and subscribers see it, whichever transport delivered it."""
 
 from __future__ import annotations
 

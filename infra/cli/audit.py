@@ -17,9 +17,9 @@ from domain.record import record_id
 from infra.bootstrap import bootstrap
 from infra.cli.options import data_dir_option, json_option, settings_for
 from projections import lookups
-from projections.events import ProjectedEvent
 from read_api import history as audit_history
 from read_api.views import account_view, record_view
+from schemas.events import ProjectedEvent
 
 as_of_option = click.option(
     "--as-of", default=None, help="Show the state at this version number or ISO-8601 time."

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from projections import lookups
-from projections.events import ProjectedEvent
 from read_api.consistency import InvalidQueryError, min_position_of
 from read_api.history import parse_as_of, state_as_of
+from schemas.events import ProjectedEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STREAM = uuid.uuid4()

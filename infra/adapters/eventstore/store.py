@@ -25,7 +25,7 @@ from commands.ports import (
 from domain.errors import NotFoundError
 from infra.adapters.eventstore.codec import META_KEY, MetadataMapper, event_type
 from infra.adapters.eventstore.recorders import KeptResponse, PostgresRecorder, SQLiteRecorder
-from projections.events import ProjectedEvent
+from schemas.events import ProjectedEvent
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
