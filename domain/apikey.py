@@ -51,6 +51,8 @@ def token_matches(token: str, secret_hash: str) -> bool:
 
 
 class ApiKey(Aggregate):
+    """Every event names the key's account, so consumers can place it without state."""
+
     @event("Issued")
     def __init__(
         self,
@@ -104,20 +106,23 @@ class ApiKey(Aggregate):
     def scope_set(self) -> frozenset[Scope]:
         return frozenset(Scope(s) for s in self.scopes)
 
-    @event("Revoked")
     def revoke(self, reason: str) -> None:
         if not self.is_active:
             raise ApiKeyRevokedError("the key is already revoked")
+        self._revoked(account_id=self.account_id, reason=reason)
+
+    @event("Revoked")
+    def _revoked(self, account_id: str, reason: str) -> None:
         self.status = KeyStatus.REVOKED.value
 
     def rotate(self, token: str) -> None:
         """Replaces the secret; the old secret stops working at once."""
         if not self.is_active:
             raise ApiKeyRevokedError("a revoked key cannot be rotated")
-        self._rotated(secret_hash=hash_token(token))
+        self._rotated(account_id=self.account_id, secret_hash=hash_token(token))
 
     @event("Rotated")
-    def _rotated(self, secret_hash: str) -> None:
+    def _rotated(self, account_id: str, secret_hash: str) -> None:
         self.secret_hash = secret_hash
 
     def verify(self, token: str) -> bool:
