@@ -1,0 +1,161 @@
+"""The payload of every event type, one msgspec Struct per (type, version).
+
+Rules for changing these (see docs/subscribers.md, "Versioning"):
+
+- Within a version, changes are additive only: a new field gets a default and goes last.
+  Structs ignore unknown fields (`forbid_unknown_fields=False`), so a consumer built
+  against an older revision of a version keeps working when producers add fields.
+- Anything else (renaming, removing, retyping, changing meaning) is a new version: add a
+  `...V2` Struct, keep the old one in the type's `previous` mapping so its JSON Schema stays
+  published, and register an upcaster from 1 to 2 in `schemas/contract/types.py`.
+- After any change run `python -m schemas.generate` and commit the regenerated files.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+AccountId = Annotated[str, msgspec.Meta(description="The account's id (a UUID, canonical form).")]
+Reason = Annotated[str, msgspec.Meta(description="Free text given by whoever made the change.")]
+Plan = Annotated[
+    str, msgspec.Meta(description="The plan: basic, pro or enterprise (more may be added).")
+]
+SourceName = Annotated[
+    str, msgspec.Meta(description="The source's name: 1-64 chars of a-z, 0-9, '_', '.', '-'.")
+]
+RecordKey = Annotated[
+    str,
+    msgspec.Meta(description="The record's key within its source (the `id` of the data API)."),
+]
+RecordData = Annotated[
+    dict[str, Any], msgspec.Meta(description="The record's full new content, as ingested.")
+]
+SecretHash = Annotated[
+    str,
+    msgspec.Meta(
+        description=(
+            "SHA-256 (hex) of the key's secret. Present only on the internal credentials "
+            "topic; redacted (absent) on the public events topic."
+        )
+    ),
+]
+
+
+# --- Account: stream id = account id ------------------------------------------------------
+
+
+class AccountOpenedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An account was opened. The stream id is the new account's id."""
+
+    name: Annotated[str, msgspec.Meta(description="The account's display name.")]
+    email: Annotated[str, msgspec.Meta(description="Contact email, lower-cased.")]
+    plan: Plan
+
+
+class AccountProfileUpdatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An account's name and/or email changed; a field that did not change is null."""
+
+    name: str | None
+    email: str | None
+
+
+class AccountPlanChangedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An account moved to another plan."""
+
+    plan: Plan
+    previous_plan: Plan
+
+
+class AccountSuspendedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An account was suspended: it can no longer ingest or manage keys."""
+
+    reason: Reason
+
+
+class AccountReactivatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A suspended account became active again."""
+
+
+class AccountClosedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An account was closed, for good."""
+
+    reason: Reason
+
+
+# --- ApiKey: stream id = key id -------------------------------------------------------------
+
+
+class ApiKeyIssuedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An API key was issued to an account. The stream id is the key's id."""
+
+    account_id: AccountId
+    name: Annotated[str, msgspec.Meta(description="The key's display name.")]
+    prefix: Annotated[str, msgspec.Meta(description="The token's public prefix, for display.")]
+    scopes: Annotated[list[str], msgspec.Meta(description="Scopes granted, sorted.")]
+    secret_hash: SecretHash | msgspec.UnsetType = msgspec.UNSET
+
+
+class ApiKeyRevokedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An API key was revoked: it authenticates no more."""
+
+    account_id: AccountId
+    reason: Reason
+
+
+class ApiKeyRotatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An API key's secret was replaced; the old secret stopped working at once."""
+
+    account_id: AccountId
+    secret_hash: SecretHash | msgspec.UnsetType = msgspec.UNSET
+
+
+# --- Source: stream id = uuid5(account/name) ---------------------------------------------------
+
+
+class SourceRegisteredV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A source was registered, implicitly, by the first record ingested into it."""
+
+    account_id: AccountId
+    name: SourceName
+
+
+# --- Record: stream id = uuid5(account/source/key) ----------------------------------------------
+
+
+class RecordCreatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A record was ingested for the first time."""
+
+    account_id: AccountId
+    source: SourceName
+    key: RecordKey
+    data: RecordData
+
+
+class RecordUpdatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A record was ingested again (or after its deletion): `data` replaces its content."""
+
+    account_id: AccountId
+    source: SourceName
+    key: RecordKey
+    data: RecordData
+
+
+class RecordDeletedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A record was deleted. Its history stays; a later ingest revives it (Record.Updated)."""
+
+    account_id: AccountId
+    source: SourceName
+    key: RecordKey
+
+
+# --- control messages ----------------------------------------------------------------------------
+
+
+class WatermarkV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Control message (ce_type strata.control.watermark): every event with a position up to
+    `position` destined for this partition was written before this message. Subscribers skip it.
+    """
+
+    position: Annotated[int, msgspec.Meta(ge=0)]
