@@ -23,6 +23,7 @@ CHECKS: list[tuple[str, list[str]]] = [
     ("mypy --strict", [str(BIN / "mypy")]),
     ("import layering", [str(BIN / "lint-imports")]),
     ("compose.yaml", ["bash", str(ROOT / "infra/provision/check_compose.sh")]),
+    ("event contract", [str(BIN / "python"), "-m", "schemas.generate", "--check"]),
 ]
 
 
