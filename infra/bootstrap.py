@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
+import faust
 import psycopg
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import NewTopic
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from litestar import Litestar
@@ -30,6 +33,15 @@ from infra.adapters.eventstore.codec import MetadataMapper, OrjsonTranscoder
 from infra.adapters.eventstore.listen import ListenNotifyEventSource
 from infra.adapters.eventstore.recorders import PostgresRecorder, SQLiteRecorder
 from infra.adapters.eventstore.store import EventLog, PollingEventSource
+from infra.adapters.kafka.inspect import (
+    DeadLetter,
+    PartitionLag,
+    commit_offset,
+    consumer_lag,
+    read_all,
+)
+from infra.adapters.kafka.relay import Relay, RelayPositions
+from infra.adapters.kafka.topics import Topics, ensure_topics
 from infra.config import Settings
 from infra.gateway.app import build_app
 from projections import lookups
@@ -39,7 +51,13 @@ from projections.runner import CatchUpRunner
 from read_api.api import ROUTES as READ_ROUTES
 from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
+from schemas import contract
 from schemas.events import ProjectedEvent
+from streams.app import StreamSettings
+from streams.app import build_app as build_stream_app
+from streams.worker import Incoming, ProjectionWorker
+
+__all__ = ["DeadLetter", "Platform", "bootstrap", "postgres_datastore"]
 
 ADMIN_TOKEN_FILE = "admin-token.sha256"  # noqa: S105 - holds only a hash
 
@@ -70,6 +88,10 @@ class Platform:
     _closers: list[object] = field(default_factory=list)
 
     @property
+    def feed_slots(self) -> range:
+        return self.settings.feed_slots
+
+    @property
     def lookups(self) -> DocumentProjection:
         return DocumentProjection(lookups.NAME, self.documents, lookups.changes)
 
@@ -78,6 +100,124 @@ class Platform:
 
     def runner(self, projection: DocumentProjection) -> CatchUpRunner:
         return CatchUpRunner(self.source, projection, name=projection.name)
+
+    @property
+    def topics(self) -> Topics:
+        s = self.settings
+        return Topics(s.kafka_topic_prefix, s.kafka_partitions, s.kafka_replication)
+
+    def relay(self) -> Relay:
+        """The outbox relay (distributed mode): event store -> Kafka."""
+        s = self.settings
+        if not isinstance(self.source, ListenNotifyEventSource):
+            raise SystemExit("the relay needs the distributed mode (PostgreSQL event store)")
+
+        def producer() -> AIOKafkaProducer:
+            return AIOKafkaProducer(
+                bootstrap_servers=s.kafka_bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=2,
+                max_batch_size=1024 * 1024,
+                max_request_size=4 * 1024 * 1024,
+            )
+
+        positions = RelayPositions(s.postgres_dsn, s.postgres_schema)
+        self._closers.append(positions.close)
+        return Relay(
+            self.source,
+            positions,
+            producer,
+            self.topics,
+            batch_size=s.relay_batch_size,
+            watermark_interval=s.watermark_interval,
+        )
+
+    async def ensure_topics(self, projection: str | None = None) -> None:
+        """Create the event topics (and a projection's dead-letter topic) if missing."""
+        topics = self.topics
+        specs = topics.specs()
+        if projection is not None:
+            specs.append(NewTopic(topics.dead_letters(projection), 1, topics.replication))
+        await ensure_topics(self.settings.kafka_bootstrap, specs)
+
+    def stream_app(self, name: str) -> faust.App:
+        """The Faust app that feeds projection `name` from Kafka (its own consumer group)."""
+        projection = self.projections()[name]
+        topics = self.topics
+        credentials_slot = topics.partitions
+
+        def slot_of(topic: str, partition: int) -> int:
+            return credentials_slot if topic == topics.credentials else partition
+
+        def accepts(topic: str, event: ProjectedEvent) -> bool:
+            from_credentials = topic == topics.credentials
+            return from_credentials == event.type.startswith(lookups.CREDENTIAL_EVENTS)
+
+        async def no_dead_letters(_message: Incoming, error: BaseException) -> None:
+            raise error  # replaced by the Faust app with its dead-letter topic
+
+        worker = ProjectionWorker(
+            projection, slot_of=slot_of, accepts=accepts, dead_letter=no_dead_letters
+        )
+        return build_stream_app(
+            StreamSettings(
+                bootstrap=self.settings.kafka_bootstrap,
+                group=self.consumer_group(name),
+                topics=[topics.events, topics.credentials],
+                dead_letter_topic=topics.dead_letters(name),
+                replication=topics.replication,
+            ),
+            worker,
+        )
+
+    def consumer_group(self, projection: str) -> str:
+        return f"{self.topics.prefix}projection.{projection}"
+
+    async def consumer_lag(self, projection: str) -> list[PartitionLag]:
+        """Kafka lag of a projection's consumer group, per partition."""
+        topics = self.topics
+        return await consumer_lag(
+            self.settings.kafka_bootstrap,
+            self.consumer_group(projection),
+            [topics.events, topics.credentials],
+        )
+
+    async def dead_letters(self, projection: str) -> tuple[list[DeadLetter], int]:
+        """The projection's dead letters, and the offset from which they are not re-driven."""
+        topics = self.topics
+        letters = await read_all(self.settings.kafka_bootstrap, topics.dead_letters(projection))
+        lag = await consumer_lag(
+            self.settings.kafka_bootstrap,
+            f"{self.consumer_group(projection)}.redrive",
+            [topics.dead_letters(projection)],
+        )
+        return letters, max(lag[0].committed, 0) if lag else 0
+
+    async def redrive(
+        self, projection: str, letters: list[DeadLetter]
+    ) -> tuple[int, DeadLetter | None, str]:
+        """Repair what each dead letter's stream touches from the event store, in order, and
+        mark it re-driven. Stops at the first that still cannot be decoded.
+        Returns (how many were re-driven, the one it stopped at, why)."""
+        target = self.projections()[projection]
+        done = 0
+        for letter in letters:
+            try:
+                event = contract.decode(letter.headers, letter.value)
+            except contract.ContractError as exc:
+                return done, letter, str(exc)
+            if isinstance(event, contract.Watermark):
+                continue
+            await target.repair(await asyncio.to_thread(self.log.history, event.stream_id))
+            await commit_offset(
+                self.settings.kafka_bootstrap,
+                f"{self.consumer_group(projection)}.redrive",
+                self.topics.dead_letters(projection),
+                letter.offset + 1,
+            )
+            done += 1
+        return done, None, ""
 
     def command_app(self) -> Litestar:
         authenticator = EventStoreAuthenticator(self.log, self.admin_token_hash)
@@ -113,7 +253,7 @@ class Platform:
             description="Queries over the read models, audit histories and past states.",
             routes=READ_ROUTES,
             authenticate=ReadModelAuthenticator(self.documents, self.admin_token_hash),
-            prepare=min_position_gate(self.documents, s.min_position_timeout),
+            prepare=min_position_gate(self.documents, s.min_position_timeout, self.feed_slots),
             services={"docs": self.documents, "events": AsyncHistory(self.log)},
             checks={
                 "event_store": lambda: asyncio.to_thread(self.log.head),

@@ -26,6 +26,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "strata"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = "strata."
+    kafka_partitions: int = 6
+    kafka_replication: int = 1
+    projection_feed: Literal["log", "kafka"] | None = None
+    """Who feeds the projections: the event store's log (`strata dev`, `strata projector`)
+    or Kafka (`strata relay` + `strata worker`). Default: log embedded, kafka distributed."""
+    relay_batch_size: int = 2000
+    watermark_interval: float = 1.0
     elasticsearch_url: str = "http://127.0.0.1:9200"
     clickhouse_url: str | None = None
     clickhouse_path: str | None = None
@@ -41,6 +49,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_chunk_records: int = 1000
     min_position_timeout: float = 5.0
     idempotency_ttl_seconds: float = 24 * 3600.0
+
+    @property
+    def feed(self) -> Literal["log", "kafka"]:
+        if self.projection_feed is not None:
+            return self.projection_feed
+        return "kafka" if self.mode == "distributed" else "log"
+
+    @property
+    def feed_slots(self) -> range:
+        """Checkpoint slots a complete projection has: one for the log; one per partition of
+        the events topic plus one for the credentials topic when Kafka feeds it."""
+        return range(1) if self.feed == "log" else range(self.kafka_partitions + 1)
 
     @property
     def data_path(self) -> Path:

@@ -14,6 +14,10 @@ from schemas.events import ProjectedEvent
 
 NAME = "lookups"
 
+# ApiKey events on the public event topic carry no secret verifier; this projection takes
+# them from the internal credentials feed instead (see docs/subscribers.md).
+CREDENTIAL_EVENTS = ("ApiKey.",)
+
 
 def account_key(account_id: str) -> str:
     return f"account:{account_id}"

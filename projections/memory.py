@@ -56,10 +56,6 @@ class Documents:
     async def apply(self, changes: Sequence[Positioned], partition: int, position: int) -> None:
         self.apply_now(changes, partition, position)
 
-    async def rewind(self, partition: int, position: int) -> None:
-        if self.positions.get(partition, 0) > position:
-            self.positions[partition] = position
-
     async def dump(self) -> dict[str, dict[str, Any]]:
         return {
             "docs": {key: dict(doc) for key, doc in self.docs.items()},

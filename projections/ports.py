@@ -8,6 +8,12 @@ from typing import Any, Protocol, runtime_checkable
 from projections.changes import Positioned
 from schemas.events import ProjectedEvent
 
+
+class StoreUnavailableError(Exception):
+    """A store could not be reached (connection refused, timeout, loading). Worth retrying,
+    unlike an error caused by the data, which makes an event poison."""
+
+
 # {"docs": {key: fields}, "sets": {set key: sorted members}}
 Dump = dict[str, dict[str, Any]]
 
@@ -55,10 +61,6 @@ class DocumentWriter(DocumentReader, Protocol):
     async def apply(self, changes: Sequence[Positioned], partition: int, position: int) -> None:
         """Apply, atomically, the changes newer than the partition's checkpoint; then move
         the checkpoint to `position`. Changes at or below the checkpoint are skipped."""
-        ...
-
-    async def rewind(self, partition: int, position: int) -> None:
-        """Move the partition's checkpoint back to `position` so later events apply again."""
         ...
 
     async def dump(self) -> Dump:

@@ -26,6 +26,7 @@ class CatchUpRunner:
         batch_size: int = 1000,
         idle_wait: float = 1.0,
         max_backoff: float = 10.0,
+        start_after: int = 0,
     ) -> None:
         self.source = source
         self.target = target
@@ -33,10 +34,11 @@ class CatchUpRunner:
         self.batch_size = batch_size
         self.idle_wait = idle_wait
         self.max_backoff = max_backoff
+        self.start_after = start_after
 
     async def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Apply everything up to the current end of the log; returns the checkpoint."""
-        position = await self.target.checkpoint()
+        position = max(await self.target.checkpoint(), self.start_after)
         while True:
             events = await self.source.read(position, self.batch_size)
             if not events:

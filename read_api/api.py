@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -56,21 +56,22 @@ Docs = NamedDependency[SkipValidation[DocumentReader]]
 Events = NamedDependency[SkipValidation[EventHistory]]
 
 
-async def watermark(docs: DocumentReader) -> int:
-    """The position up to which the read model has applied every event."""
+async def watermark(docs: DocumentReader, slots: Sequence[int]) -> int:
+    """The position up to which the read model has applied every event: the lowest
+    checkpoint over the slots of its feed (one for the log; one per Kafka partition)."""
     checkpoints = await docs.checkpoints()
-    return min(checkpoints.values()) if checkpoints else 0
+    return min(checkpoints.get(slot, 0) for slot in slots)
 
 
 def min_position_gate(
-    docs: DocumentReader, timeout: float
+    docs: DocumentReader, timeout: float, slots: Sequence[int]
 ) -> Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[None]]:
     async def gate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         wanted = min_position_of(
             connection.query_params.get("min_position"),
             connection.headers.get("x-strata-min-position"),
         )
-        await wait_for_position(wanted, lambda: watermark(docs), timeout)
+        await wait_for_position(wanted, lambda: watermark(docs, slots), timeout)
 
     return gate
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from infra.cli import audit, infra_cmd, ops, serve
+from infra.cli import audit, dlq, infra_cmd, ops, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,8 +19,11 @@ def main() -> None:
 main.add_command(serve.dev)
 main.add_command(serve.serve)
 main.add_command(serve.projector)
+main.add_command(serve.relay)
+main.add_command(serve.worker)
 main.add_command(ops.replay)
 main.add_command(ops.status)
 main.add_command(ops.config)
 main.add_command(audit.audit)
+main.add_command(dlq.dlq)
 main.add_command(infra_cmd.infra)

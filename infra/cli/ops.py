@@ -44,18 +44,24 @@ async def _replay(settings: Settings, name: str, from_position: int | None) -> N
             def advance(position: int) -> None:
                 progress.update(task, completed=position, total=max(position, head))
 
-            if from_position is not None:
-                await projection.rewind(max(from_position - 1, 0))
-                runner = CatchUpRunner(platform.source, projection, name=name, batch_size=5000)
+            target = await projection.rebuild_into()
+            runner = CatchUpRunner(
+                platform.source,
+                target,
+                name=name,
+                batch_size=5000,
+                start_after=(from_position or 1) - 1,
+            )
+            try:
                 reached = await runner.catch_up(progress=advance)
-            else:
-                target = await projection.rebuild_into()
-                runner = CatchUpRunner(platform.source, target, name=name, batch_size=5000)
-                reached = await runner.catch_up(progress=advance)
-                previous = await target.swap()
-                progress.update(task, completed=max(reached, 1), total=max(reached, 1))
-                await asyncio.sleep(SWAP_GRACE_SECONDS)
-                await projection.store.drop(previous)
+                await target.seal(reached, platform.feed_slots)
+            except BaseException:
+                await target.discard()
+                raise
+            previous = await target.swap()
+            progress.update(task, completed=max(reached, 1), total=max(reached, 1))
+            await asyncio.sleep(SWAP_GRACE_SECONDS)
+            await projection.store.drop(previous)
         click.echo(f"{name}: replayed up to position {reached}", err=True)
     finally:
         await platform.aclose()
@@ -67,15 +73,15 @@ async def _replay(settings: Settings, name: str, from_position: int | None) -> N
     "--from-position",
     type=click.IntRange(min=1),
     default=None,
-    help="Re-apply events from this position onward to the live read model, instead of a "
-    "full rebuild into a new generation.",
+    help="Replay only events from this position on (default: from the first). Only for "
+    "read models that need no older events: the others come out incomplete.",
 )
 @data_dir_option
 def replay(projection: str, from_position: int | None, data_dir: str | None) -> None:
     """Rebuild PROJECTION (e.g. `lookups`) from the event store, with progress.
 
-    A full rebuild fills a new generation beside the live one, then swaps them atomically,
-    so the read API keeps serving throughout.
+    The rebuild fills a new generation beside the live one, then swaps them atomically, so
+    the read API keeps serving throughout; live feeds carry on in the new generation.
     """
     asyncio.run(_replay(settings_for(data_dir), projection, from_position))
 
@@ -84,17 +90,19 @@ async def _status(platform: Platform) -> list[dict[str, int | str]]:
     head = await platform.source.head()
     rows: list[dict[str, int | str]] = []
     for name, projection in platform.projections().items():
-        checkpoints = await (await projection.writer()).checkpoints()
-        position = min(checkpoints.values()) if checkpoints else 0
-        rows.append(
-            {
-                "projection": name,
-                "generation": (await projection.writer()).generation,
-                "position": position,
-                "head": head,
-                "lag": head - position,
-            }
-        )
+        writer = await projection.writer()
+        checkpoints = await writer.checkpoints()
+        position = min(checkpoints.get(slot, 0) for slot in platform.feed_slots)
+        row: dict[str, int | str] = {
+            "projection": name,
+            "generation": writer.generation,
+            "position": position,
+            "head": head,
+            "lag": head - position,
+        }
+        if platform.settings.feed == "kafka":
+            row["kafka_lag"] = sum(p.lag for p in await platform.consumer_lag(name))
+        rows.append(row)
     return rows
 
 
@@ -102,7 +110,8 @@ async def _status(platform: Platform) -> list[dict[str, int | str]]:
 @data_dir_option
 @json_option
 def status(data_dir: str | None, as_json: bool) -> None:
-    """Each projection's position and its lag behind the head of the event store."""
+    """Each projection's position and lag behind the event store's head (in events); with
+    the Kafka feed also its consumer group's lag (in messages)."""
 
     async def run() -> list[dict[str, int | str]]:
         platform = bootstrap(settings_for(data_dir))
@@ -115,11 +124,10 @@ def status(data_dir: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return
-    table = Table("projection", "generation", "position", "head", "lag")
+    columns = list(rows[0]) if rows else ["projection"]
+    table = Table(*columns)
     for row in rows:
-        table.add_row(
-            *(str(row[c]) for c in ("projection", "generation", "position", "head", "lag"))
-        )
+        table.add_row(*(str(row[c]) for c in columns))
     Console().print(table)
 
 

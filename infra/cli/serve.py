@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterator
 
 import click
+import faust
 import structlog
 import uvicorn
 from litestar import Litestar
@@ -34,7 +35,13 @@ def _server(app: Litestar, host: str, port: int) -> _Server:
 
 
 async def run_platform(
-    settings: Settings, *, command: bool, read: bool, projections: bool, banner: bool = False
+    settings: Settings,
+    *,
+    command: bool = False,
+    read: bool = False,
+    projections: bool = False,
+    relay: bool = False,
+    banner: bool = False,
 ) -> int:
     """Run the chosen parts in one event loop until SIGINT/SIGTERM; 0 on a clean stop."""
     platform = bootstrap(settings)
@@ -58,6 +65,9 @@ async def run_platform(
             tasks.append(
                 asyncio.create_task(runner.run(stop), name=f"projection {projection.name}")
             )
+    if relay:
+        await platform.ensure_topics()
+        tasks.append(asyncio.create_task(platform.relay().run(stop), name="relay"))
     if command:
         tasks.append(asyncio.create_task(_expire_idempotency(platform, stop), name="expiry"))
     if banner:
@@ -162,8 +172,47 @@ def serve(app: str, data_dir: str | None) -> None:
 @click.command()
 @data_dir_option
 def projector(data_dir: str | None) -> None:
-    """Follow the event store and keep every projection up to date (LISTEN/NOTIFY on PostgreSQL)."""
+    """Feed every projection straight from the event store's log (LISTEN/NOTIFY on
+    PostgreSQL), for deployments without Kafka (STRATA_PROJECTION_FEED=log)."""
     settings = settings_for(data_dir)
-    raise SystemExit(
-        asyncio.run(run_platform(settings, command=False, read=False, projections=True))
-    )
+    if settings.feed != "log":
+        raise click.ClickException(
+            "STRATA_PROJECTION_FEED is 'kafka': projections are fed by `strata worker`. "
+            "Set STRATA_PROJECTION_FEED=log to feed them from the log instead."
+        )
+    raise SystemExit(asyncio.run(run_platform(settings, projections=True)))
+
+
+@click.command()
+def relay() -> None:
+    """Publish committed events from PostgreSQL to Kafka (the outbox relay).
+
+    Creates the topics if missing, resumes after the last position the broker
+    acknowledged, and writes partition watermarks for the stream workers.
+    """
+    raise SystemExit(asyncio.run(run_platform(settings_for(None), relay=True)))
+
+
+@click.command()
+@click.option("--projection", default="lookups", show_default=True, help="Which read model.")
+def worker(projection: str) -> None:
+    """Run a Faust stream worker feeding one projection from Kafka (its own consumer group).
+
+    Start several for more throughput: they share the partitions and survive rebalances.
+    """
+    settings = settings_for(None)
+    if settings.feed != "kafka":
+        raise click.ClickException(
+            "STRATA_PROJECTION_FEED is 'log': projections are fed by `strata projector`/`dev`."
+        )
+    platform = bootstrap(settings)
+    if projection not in platform.projections():
+        raise click.BadParameter(f"unknown projection; known: {', '.join(platform.projections())}")
+    asyncio.run(platform.ensure_topics(projection))
+    app = platform.stream_app(projection)
+    try:
+        faust.Worker(
+            app, loglevel=settings.log_level.upper(), quiet=True
+        ).execute_from_commandline()
+    finally:
+        platform.log.close()

@@ -23,6 +23,7 @@ from commands.ports import ConcurrencyError
 from commands.streaming import StreamRejectedError
 from domain import errors as domain
 from infra.gateway.context import fresh_request_id
+from projections.ports import StoreUnavailableError
 from read_api.consistency import ConsistencyTimeoutError, InvalidQueryError
 from schemas.envelope import ErrorBody, ErrorEnvelope, Meta
 
@@ -44,6 +45,7 @@ APPLICATION_ERRORS: dict[type[Exception], tuple[int, str]] = {
     ConsistencyTimeoutError: (504, "CONSISTENCY_TIMEOUT"),
     InvalidQueryError: (400, "INVALID_PARAMETER"),
     StreamRejectedError: (422, "NO_VALID_RECORDS"),
+    StoreUnavailableError: (503, "READ_MODEL_UNAVAILABLE"),
 }
 
 HTTP_CODES: dict[int, str] = {

@@ -56,6 +56,7 @@ def _invoke(args: list[str], settings: Settings) -> Any:
         "STRATA_REDIS_PREFIX": settings.redis_prefix,
         "STRATA_ADMIN_TOKEN": settings.admin_token or "",
         "STRATA_LOG_LEVEL": "warning",
+        "STRATA_PROJECTION_FEED": settings.feed,
         "COLUMNS": "200",
     }
     result = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
@@ -94,8 +95,10 @@ def test_status_audit_and_replay(settings: Settings) -> None:
     past = json.loads(_invoke([*record, "--as-of", "2", "--json"], settings).stdout)
     assert (past["data"], past["version"]) == ({"total": 2}, 2)
 
-    rewound = _invoke(["replay", "lookups", "--from-position", "2"], settings)
-    assert "replayed up to position" in rewound.stderr
+    partial = _invoke(["replay", "lookups", "--from-position", "3"], settings)
+    assert f"replayed up to position {seeded['head']}" in partial.stderr
+    after = json.loads(_invoke(["status", "--json"], settings).stdout)[0]
+    assert (after["generation"], after["lag"]) == (3, 0)
 
 
 def test_audit_of_an_unknown_stream_fails_clearly(settings: Settings) -> None:

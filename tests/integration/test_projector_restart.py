@@ -37,6 +37,7 @@ def _env(settings: Settings) -> dict[str, str]:
         "STRATA_REDIS_PREFIX": settings.redis_prefix,
         "STRATA_ADMIN_TOKEN": settings.admin_token or "",
         "STRATA_LOG_LEVEL": "warning",
+        "STRATA_PROJECTION_FEED": settings.feed,
     }
 
 

@@ -7,14 +7,19 @@ single node or a replicated primary; a Redis Cluster would need hash tags (not s
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from projections.changes import AddMember, Delete, Merge, Positioned, Put, RemoveMember
+from projections.ports import StoreUnavailableError
 
 _APPLY = """
 local ns = ARGV[1]
@@ -142,13 +147,8 @@ class RedisGeneration:
         self.ns = store.namespace(generation)
 
     async def apply(self, changes: Sequence[Positioned], partition: int, position: int) -> None:
-        await self.store._apply(args=[self.ns, partition, position, *_encode(changes)])
-
-    async def rewind(self, partition: int, position: int) -> None:
-        key = self.ns + "__checkpoints__"
-        current = await self.store.client.hget(key, str(partition))
-        if current is not None and int(current) > position:
-            await self.store.client.hset(key, str(partition), position)
+        with _available():
+            await self.store._apply(args=[self.ns, partition, position, *_encode(changes)])
 
     async def dump(self) -> dict[str, dict[str, Any]]:
         client = self.store.client
@@ -168,7 +168,8 @@ class RedisGeneration:
         return {"docs": dict(sorted(docs.items())), "sets": dict(sorted(sets.items()))}
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        raw = await self.store.client.hgetall(self.ns + key)
+        with _available():
+            raw = await self.store.client.hgetall(self.ns + key)
         return _decode(raw) if raw else None
 
     async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
@@ -186,8 +187,18 @@ class RedisGeneration:
         return [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
 
     async def checkpoints(self) -> dict[int, int]:
-        raw = await self.store.client.hgetall(self.ns + "__checkpoints__")
+        with _available():
+            raw = await self.store.client.hgetall(self.ns + "__checkpoints__")
         return {int(k): int(v) for k, v in raw.items()}
+
+
+@contextlib.contextmanager
+def _available() -> Iterator[None]:
+    """Connection trouble is the store's, not the data's: say so, so callers retry."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, BusyLoadingError) as exc:
+        raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
 
 def _decode(raw: Mapping[Any, Any]) -> dict[str, Any]:

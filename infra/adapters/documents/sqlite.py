@@ -188,15 +188,6 @@ class SQLiteGeneration:
                 (change.set, change.member),
             )
 
-    async def rewind(self, partition: int, position: int) -> None:
-        await self.store._on_writer(
-            lambda: self.store._write.execute(
-                f"UPDATE {self.checkpoints_table} SET position = ? "
-                "WHERE partition = ? AND position > ?",
-                (position, partition, position),
-            )
-        )
-
     async def dump(self) -> dict[str, dict[str, Any]]:
         read = self.store._read
         docs = {

@@ -1,0 +1,1 @@
+"""Kafka: topic administration and the outbox relay (event store -> Kafka)."""

@@ -1,0 +1,191 @@
+"""The outbox relay: publishes committed events from the event store to Kafka.
+
+No command ever writes to Kafka (no dual write). The relay follows the notification log
+(LISTEN/NOTIFY with a catch-up read), publishes with an idempotent producer (acks=all),
+keyed by aggregate id so each aggregate's events stay in order within a partition, and
+records its position in PostgreSQL only after the broker acknowledged the batch. A crash
+re-publishes at most the unacknowledged tail (consumers dedupe), and never skips an event.
+
+After each batch, and at least every `watermark_interval` when idle, it writes a watermark
+to every partition: "all events up to position N for this partition are before this".
+Stream processors use them to know how far a projection is complete (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from aiokafka import AIOKafkaProducer
+from psycopg import sql
+
+from infra.adapters.kafka.topics import Topics
+from projections.ports import EventSource
+from schemas import contract
+from schemas.events import ProjectedEvent
+
+log = logging.getLogger(__name__)
+
+CREDENTIAL_TYPES = ("ApiKey.",)
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    batches: int = 0
+    position: int = 0
+
+
+class RelayPositions:
+    """The relay's last acknowledged position, in the event store's database."""
+
+    def __init__(self, dsn: str, schema: str, name: str = "kafka") -> None:
+        self.dsn = dsn
+        self.name = name
+        self.table = sql.Identifier(schema, "strata_relay_positions")
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            await self._conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, position bigint "
+                    "NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+                ).format(self.table)
+            )
+        return self._conn
+
+    async def load(self) -> int:
+        conn = await self._connection()
+        cursor = await conn.execute(
+            sql.SQL("SELECT position FROM {} WHERE name = %s").format(self.table), (self.name,)
+        )
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def save(self, position: int) -> None:
+        conn = await self._connection()
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {t} (name, position) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
+                "SET position = EXCLUDED.position, updated_at = now() "
+                "WHERE {t}.position < EXCLUDED.position"
+            ).format(t=self.table),
+            (self.name, position),
+        )
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+class Relay:
+    def __init__(
+        self,
+        source: EventSource,
+        positions: RelayPositions,
+        producer: ProducerFactory,
+        topics: Topics,
+        *,
+        batch_size: int = 2000,
+        watermark_interval: float = 1.0,
+    ) -> None:
+        self.source = source
+        self.positions = positions
+        self.new_producer = producer
+        self.topics = topics
+        self.batch_size = batch_size
+        self.watermark_interval = watermark_interval
+        self.stats = RelayStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set. Broker or database failures are retried with
+        backoff from the last acknowledged position."""
+        backoff = 0.2
+        while not stop.is_set():
+            producer = self.new_producer()
+            try:
+                await producer.start()
+                await self._follow(producer, stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relay failed; restarting from its last acknowledged position")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 10.0)
+            else:
+                backoff = 0.2
+            finally:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+
+    async def _follow(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        position = await self.positions.load()
+        self.stats.position = position
+        partitions = sorted(await producer.partitions_for(self.topics.events))
+        await self._watermarks(producer, partitions, position)
+        last_watermark = time.monotonic()
+        while not stop.is_set():
+            events = await self.source.read(position, self.batch_size)
+            if events:
+                await self._publish(producer, events)
+                position = events[-1].position
+                await self.positions.save(position)
+                self.stats.position = position
+                self.stats.batches += 1
+                self.stats.published += len(events)
+                await self._watermarks(producer, partitions, position)
+                last_watermark = time.monotonic()
+                continue
+            if time.monotonic() - last_watermark >= self.watermark_interval:
+                await self._watermarks(producer, partitions, position)
+                last_watermark = time.monotonic()
+            wait = asyncio.ensure_future(self.source.wait(position, self.watermark_interval))
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([wait, stopped], return_when=asyncio.FIRST_COMPLETED)
+            for task in (wait, stopped):
+                task.cancel()
+
+    async def _publish(self, producer: AIOKafkaProducer, events: Sequence[ProjectedEvent]) -> None:
+        """Send the batch and wait until the broker has acknowledged every message."""
+        acks = []
+        for event in events:
+            public = contract.encode(event, redact=True)
+            acks.append(
+                await producer.send(
+                    self.topics.events, public.value, key=public.key, headers=public.headers
+                )
+            )
+            if event.type.startswith(CREDENTIAL_TYPES):
+                full = contract.encode(event, redact=False)
+                acks.append(
+                    await producer.send(
+                        self.topics.credentials, full.value, key=full.key, headers=full.headers
+                    )
+                )
+        await asyncio.gather(*acks)
+
+    async def _watermarks(
+        self, producer: AIOKafkaProducer, partitions: Sequence[int], position: int
+    ) -> None:
+        mark = contract.watermark(position)
+        acks = [
+            await producer.send(self.topics.events, mark.value, partition=p, headers=mark.headers)
+            for p in partitions
+        ]
+        acks.append(
+            await producer.send(
+                self.topics.credentials, mark.value, partition=0, headers=mark.headers
+            )
+        )
+        await asyncio.gather(*acks)

@@ -1,0 +1,86 @@
+"""The Faust app of one projection: its own consumer group over the event topics.
+
+`strata worker --projection NAME` runs it. Several workers of one projection share the
+partitions (a consumer group) and survive rebalances: checkpoints live in the read model's
+store, per partition, so whichever worker gets a partition resumes where it was applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from streams.worker import Incoming, ProjectionWorker
+
+BATCH = 1000
+BATCH_WITHIN = 0.05  # seconds a partial batch may wait: bounds freshness
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    bootstrap: str
+    group: str
+    topics: Sequence[str]
+    dead_letter_topic: str
+    replication: int
+
+
+def build_app(settings: StreamSettings, worker: ProjectionWorker) -> faust.App:
+    app = faust.App(
+        settings.group,
+        broker=f"kafka://{settings.bootstrap}",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_replication_factor=settings.replication,
+        stream_wait_empty=False,
+    )
+    source = app.topic(*settings.topics, key_type=bytes, value_type=bytes)
+    dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
+
+    async def dead_letter(message: Incoming, error: BaseException) -> None:
+        headers = [
+            *message.headers,
+            ("strata-error", str(error)[:2000].encode()),
+            ("strata-error-type", type(error).__name__.encode()),
+            ("strata-source-topic", message.topic.encode()),
+            ("strata-source-partition", str(message.partition).encode()),
+            ("strata-source-offset", str(message.offset).encode()),
+            ("strata-projection", worker.projection.name.encode()),
+            ("strata-failed-at", datetime.now(UTC).isoformat().encode()),
+        ]
+        sent = await dead_letters.send(key=message.key, value=message.value, headers=headers)
+        await sent  # acknowledged before the source offset can be committed
+
+    worker.dead_letter = dead_letter
+
+    @app.agent(source, concurrency=1)
+    async def project(stream: faust.StreamT[Any]) -> None:
+        # Offsets of a batch are acknowledged only after handle() returns.
+        # take_events exists on faust-streaming's Stream; its type stubs lag behind.
+        batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]
+        async for events in batches:
+            await worker.handle([_incoming(event) for event in events])
+
+    return app
+
+
+def _incoming(event: Any) -> Incoming:
+    message = event.message
+    headers = message.headers or []
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return Incoming(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=event.key,
+        value=event.value,
+        headers=[(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers],
+    )
