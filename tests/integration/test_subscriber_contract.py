@@ -28,6 +28,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from domain.record import record_id
 from domain.source import source_id
+from infra.adapters.kafka.relay import Relay
+from infra.adapters.kafka.topics import Topics
 from schemas import contract
 from schemas.events import ProjectedEvent
 
@@ -190,7 +192,68 @@ class PublisherCase:
     """Whether this publisher certainly writes duplicates (so the test sees dedupe work)."""
 
 
-PUBLISHERS = [PublisherCase("by-hand", publish_by_hand, resends=True)]
+class _ListSource:
+    """The history as an EventSource, for the real relay."""
+
+    def __init__(self, events: Sequence[ProjectedEvent]) -> None:
+        self.events = list(events)
+
+    async def read(self, after: int, limit: int) -> Sequence[ProjectedEvent]:
+        return [e for e in self.events if e.position > after][:limit]
+
+    async def head(self) -> int:
+        return self.events[-1].position if self.events else 0
+
+    async def wait(self, after: int, timeout: float) -> None:
+        await asyncio.sleep(min(timeout, 0.05))
+
+
+class _Positions:
+    def __init__(self) -> None:
+        self.position = 0
+
+    async def load(self) -> int:
+        return self.position
+
+    async def save(self, position: int) -> None:
+        self.position = max(self.position, position)
+
+    async def close(self) -> None:
+        return None
+
+
+async def publish_with_the_relay(
+    bootstrap: str, topic: str, events: Sequence[ProjectedEvent]
+) -> None:
+    """Strata's own relay, crashed once after a few batches and restarted behind its last
+    saved position (as after a kill -9 between the broker's ack and the save)."""
+    prefix = topic[: -len(contract.EVENT_TOPIC)]
+    topics = Topics(prefix, PARTITIONS, 1)
+    await create_topic(bootstrap, topics.credentials, 1)
+    positions = _Positions()
+
+    def producer() -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+
+    async def run_until(position: int) -> None:
+        relay = Relay(_ListSource(events), positions, producer, topics, batch_size=4)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        while positions.position < position:
+            await asyncio.sleep(0.02)
+        stop.set()
+        await task
+
+    middle = events[len(events) // 2].position
+    await run_until(middle)
+    positions.position = events[len(events) // 4].position  # the save that never happened
+    await run_until(events[-1].position)
+
+
+PUBLISHERS = [
+    PublisherCase("by-hand", publish_by_hand, resends=True),
+    PublisherCase("relay", publish_with_the_relay, resends=True),
+]
 
 
 # --- the subscriber of the guide ----------------------------------------------------------------
