@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
+from click.testing import CliRunner
 
 from infra import provision
+from infra.cli import main
 from tests.conftest import Stack, assert_error
-from tests.pipeline.conftest import Processes, caught_up, equals_rebuild
+from tests.pipeline.conftest import Processes, caught_up, env_of, equals_rebuild
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,6 +55,19 @@ async def test_end_to_end_read_your_writes(kafka_stack: Stack, processes: Proces
         headers=tenant.auth,
     )
     assert_error(after, 401, "UNAUTHENTICATED")
+
+    await caught_up(stack.platform)
+    processes.kill("relay")  # no more watermarks: the group's committed offsets catch up
+    env = env_of(stack.platform.settings)
+    for _ in range(60):
+        shown = await asyncio.to_thread(CliRunner().invoke, main, ["status", "--json"], env=env)
+        assert shown.exit_code == 0, shown.output
+        (row,) = json.loads(shown.stdout)
+        assert (row["projection"], row["lag"]) == ("lookups", 0)
+        if row["kafka_lag"] == 0:
+            break
+        await asyncio.sleep(0.5)
+    assert row["kafka_lag"] == 0, row
 
 
 async def test_relay_and_worker_survive_kill_9(kafka_stack: Stack, processes: Processes) -> None:
