@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import faust
@@ -45,8 +46,10 @@ from infra.adapters.kafka.topics import Topics, ensure_topics
 from infra.config import Settings
 from infra.gateway.app import build_app
 from projections import lookups
-from projections.documents import DocumentProjection
+from projections.changes import Positioned
+from projections.documents import document_repairs
 from projections.ports import DocumentStore, EventSource
+from projections.projection import Projection
 from projections.runner import CatchUpRunner
 from read_api.api import ROUTES as READ_ROUTES
 from read_api.api import min_position_gate
@@ -87,18 +90,29 @@ class Platform:
     new_admin_token: str | None = None
     _closers: list[object] = field(default_factory=list)
 
+    def slots(self, projection: str) -> range:
+        """The feed slots projection `projection` has checkpoints for when complete."""
+        return self.settings.feed_slots(self.projections()[projection].reads_credentials)
+
     @property
     def feed_slots(self) -> range:
-        return self.settings.feed_slots
+        """The lookups projection's slots (reads and authentication depend on it)."""
+        return self.slots(lookups.NAME)
 
     @property
-    def lookups(self) -> DocumentProjection:
-        return DocumentProjection(lookups.NAME, self.documents, lookups.changes)
+    def lookups(self) -> Projection[Positioned]:
+        return Projection(
+            lookups.NAME,
+            self.documents,
+            lookups.changes,
+            repairs=document_repairs,
+            reads_credentials=True,
+        )
 
-    def projections(self) -> dict[str, DocumentProjection]:
+    def projections(self) -> dict[str, Projection[Any]]:
         return {lookups.NAME: self.lookups}
 
-    def runner(self, projection: DocumentProjection) -> CatchUpRunner:
+    def runner(self, projection: Projection[Any]) -> CatchUpRunner:
         return CatchUpRunner(self.source, projection, name=projection.name)
 
     @property
@@ -152,6 +166,8 @@ class Platform:
 
         def accepts(topic: str, event: ProjectedEvent) -> bool:
             from_credentials = topic == topics.credentials
+            if not projection.reads_credentials:
+                return not from_credentials
             return from_credentials == event.type.startswith(lookups.CREDENTIAL_EVENTS)
 
         async def no_dead_letters(_message: Incoming, error: BaseException) -> None:
@@ -164,7 +180,9 @@ class Platform:
             StreamSettings(
                 bootstrap=self.settings.kafka_bootstrap,
                 group=self.consumer_group(name),
-                topics=[topics.events, topics.credentials],
+                topics=[topics.events, topics.credentials]
+                if projection.reads_credentials
+                else [topics.events],
                 dead_letter_topic=topics.dead_letters(name),
                 replication=topics.replication,
             ),

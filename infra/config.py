@@ -56,11 +56,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return self.projection_feed
         return "kafka" if self.mode == "distributed" else "log"
 
-    @property
-    def feed_slots(self) -> range:
+    def feed_slots(self, reads_credentials: bool) -> range:
         """Checkpoint slots a complete projection has: one for the log; one per partition of
-        the events topic plus one for the credentials topic when Kafka feeds it."""
-        return range(1) if self.feed == "log" else range(self.kafka_partitions + 1)
+        the events topic (plus one for the credentials topic if it reads it) with Kafka."""
+        if self.feed == "log":
+            return range(1)
+        return range(self.kafka_partitions + (1 if reads_credentials else 0))
 
     @property
     def data_path(self) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from projections.changes import Positioned
 from schemas.events import ProjectedEvent
@@ -16,6 +16,48 @@ class StoreUnavailableError(Exception):
 
 # {"docs": {key: fields}, "sets": {set key: sorted members}}
 Dump = dict[str, dict[str, Any]]
+
+C_contra = TypeVar("C_contra", contravariant=True)
+
+
+@runtime_checkable
+class GenerationWriter(Protocol[C_contra]):
+    """One generation of a read model, as its projection writes it. Every kind of store
+    (documents, search, analytics) implements this for its own change type."""
+
+    generation: int
+
+    async def apply(self, changes: Sequence[C_contra], partition: int, position: int) -> None:
+        """Apply, atomically where the store allows and idempotently always, the changes
+        newer than the partition's checkpoint; then move the checkpoint to `position`."""
+        ...
+
+    async def checkpoints(self) -> dict[int, int]:
+        """Per feed slot, the position of the last event applied."""
+        ...
+
+    async def dump(self) -> Dump:
+        """Everything in this generation, for comparisons (rebuild vs incremental)."""
+        ...
+
+
+@runtime_checkable
+class GenerationStore(Protocol[C_contra]):
+    """A read model with generations, so a rebuild can happen beside live reads."""
+
+    async def active_generation(self) -> int: ...
+
+    def writer(self, generation: int) -> GenerationWriter[C_contra]: ...
+
+    async def new_generation(self) -> GenerationWriter[C_contra]:
+        """An empty, inactive generation to rebuild into."""
+        ...
+
+    async def activate(self, generation: int) -> None:
+        """Make `generation` the one readers see (an atomic pointer swap)."""
+        ...
+
+    async def drop(self, generation: int) -> None: ...
 
 
 @runtime_checkable

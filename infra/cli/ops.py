@@ -54,7 +54,7 @@ async def _replay(settings: Settings, name: str, from_position: int | None) -> N
             )
             try:
                 reached = await runner.catch_up(progress=advance)
-                await target.seal(reached, platform.feed_slots)
+                await target.seal(reached, platform.slots(name))
             except BaseException:
                 await target.discard()
                 raise
@@ -92,7 +92,7 @@ async def _status(platform: Platform) -> list[dict[str, int | str]]:
     for name, projection in platform.projections().items():
         writer = await projection.writer()
         checkpoints = await writer.checkpoints()
-        position = min(checkpoints.get(slot, 0) for slot in platform.feed_slots)
+        position = min(checkpoints.get(slot, 0) for slot in platform.slots(name))
         row: dict[str, int | str] = {
             "projection": name,
             "generation": writer.generation,
