@@ -159,3 +159,18 @@ class WatermarkV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """
 
     position: Annotated[int, msgspec.Meta(ge=0)]
+
+
+# --- UsageReport: stream id = a new id per report ----------------------------------------------
+
+
+class UsageRecordedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """API calls one Strata process served for an account within one UTC hour (metering).
+    Several reports may cover the same account and hour: sum them."""
+
+    account_id: AccountId
+    hour: Annotated[str, msgspec.Meta(description="Start of the UTC hour, ISO-8601.")]
+    calls: Annotated[
+        dict[str, int],
+        msgspec.Meta(description="Calls per route class: ingest, command, read, search, query."),
+    ]

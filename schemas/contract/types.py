@@ -171,6 +171,14 @@ TYPES: tuple[EventType, ...] = (
     _record("Created", p.RecordCreatedV1),
     _record("Updated", p.RecordUpdatedV1),
     _record("Deleted", p.RecordDeletedV1),
+    EventType(
+        name="UsageReport.Recorded",
+        ce_type="strata.usage.recorded",
+        version=1,
+        struct=p.UsageRecordedV1,
+        subject="usage/{hour}",
+        account="{account_id}",
+    ),
 )
 """Every event type Strata publishes. A new type goes here (and in docs/subscribers.md)."""
 

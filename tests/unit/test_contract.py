@@ -23,6 +23,7 @@ from domain.account import Account
 from domain.apikey import ApiKey
 from domain.record import Record, record_id
 from domain.source import Source
+from domain.usage import UsageReport
 from infra.adapters.eventstore.codec import MetadataMapper, OrjsonTranscoder
 from infra.adapters.eventstore.recorders import SQLiteRecorder
 from infra.adapters.eventstore.store import EventLog
@@ -72,7 +73,8 @@ def _values(t: mi.Type) -> st.SearchStrategy[Any]:
     if isinstance(t, mi.ListType):
         return st.lists(_values(t.item_type), max_size=4)
     if isinstance(t, mi.DictType):
-        return st.dictionaries(st.text(max_size=10), json_values, max_size=5)
+        values = json_values if isinstance(t.value_type, mi.AnyType) else _values(t.value_type)
+        return st.dictionaries(st.text(max_size=10), values, max_size=5)
     raise NotImplementedError(f"add a strategy for {t!r}")
 
 
@@ -152,13 +154,16 @@ def test_the_types_cover_the_decisions() -> None:
         "Record.Created",
         "Record.Updated",
         "Record.Deleted",
+        "UsageReport.Recorded",
     }
     for entry in TYPES:
         aggregate, event = entry.name.split(".")
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", event).lower()
-        assert entry.ce_type == f"strata.{aggregate.lower()}.{snake}"
+        family = "usage" if aggregate == "UsageReport" else aggregate.lower()
+        assert entry.ce_type == f"strata.{family}.{snake}"
         assert entry.version == 1
-        assert entry.struct.__name__ == f"{aggregate}{event}V{entry.version}"
+        struct_prefix = "Usage" if aggregate == "UsageReport" else aggregate
+        assert entry.struct.__name__ == f"{struct_prefix}{event}V{entry.version}"
         config = entry.struct.__struct_config__
         assert config.frozen
         assert not config.forbid_unknown_fields
@@ -331,7 +336,10 @@ def test_every_domain_event_fits_the_contract(tmp_path: Path) -> None:
     record = log.load(Record, created.originator_id)
     record.delete()
     account.close("bye")
-    log.append([record, account], ctx, lambda commit: commit)
+    usage = UsageReport(
+        account_id=str(account.id), hour="2026-11-23T10:00:00+00:00", calls={"read": 3}
+    )
+    log.append([record, account, usage], ctx, lambda commit: commit)
 
     projected = log.read(0, 100)
     assert {e.type for e in projected} == {t.name for t in TYPES}
