@@ -54,6 +54,7 @@ from projections.runner import CatchUpRunner
 from read_api.api import ROUTES as READ_ROUTES
 from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
+from read_api.listing import list_records
 from schemas import contract
 from schemas.events import ProjectedEvent
 from streams.app import StreamSettings
@@ -269,7 +270,7 @@ class Platform:
         return build_app(
             name="read API",
             description="Queries over the read models, audit histories and past states.",
-            routes=READ_ROUTES,
+            routes=[*READ_ROUTES, list_records],
             authenticate=ReadModelAuthenticator(self.documents, self.admin_token_hash),
             prepare=min_position_gate(self.documents, s.min_position_timeout, self.feed_slots),
             services={"docs": self.documents, "events": AsyncHistory(self.log)},

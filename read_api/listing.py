@@ -1,0 +1,75 @@
+"""`GET /v1/data/{source}`: a source's records in key order, paged, in any output format."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter, SkipValidation
+from litestar.response import Stream
+
+from domain import values
+from domain.access import Principal, Scope
+from projections import lookups
+from projections.ports import DocumentReader
+from read_api.consistency import InvalidQueryError
+from read_api.cursors import decode_cursor, encode_cursor
+from read_api.formats import negotiate, render
+from read_api.views import record_view
+from schemas.envelope import Meta
+
+RECORD_COLUMNS = ["source", "id", "version", "updated_at", "position", "data"]
+RECORD_TYPES = {"version": "int", "position": "int"}
+MAX_PAGE = 1000
+
+Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=MAX_PAGE, description="Page size.")]
+Cursor = Annotated[
+    str | None, QueryParameter(name="cursor", description="`next_cursor` of the previous page.")
+]
+FormatParam = Annotated[
+    str | None,
+    QueryParameter(name="format", description="json (default), ndjson, csv or parquet."),
+]
+
+
+@get(
+    "/v1/data/{source:str}",
+    opt={"scope": Scope.DATA_READ},
+    summary="A source's records, in id order, paged (JSON, NDJSON, CSV or Parquet)",
+)
+async def list_records(
+    source: FromPath[str],
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    docs: NamedDependency[SkipValidation[DocumentReader]],
+    meta: NamedDependency[Meta],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    format: FormatParam = None,  # noqa: A002 - the query parameter's public name
+) -> Stream:
+    account = str(principal.own_account())
+    values.source_name(source)
+    fmt = negotiate(format, request.headers.get("accept"))
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, str):
+        raise InvalidQueryError("cursor is not one this API returned")
+    keys = await docs.members(lookups.records_set(account, source), after=after, limit=limit + 1)
+    page, more = keys[:limit], len(keys) > limit
+    found = await docs.get_many([lookups.record_key(account, source, key) for key in page])
+
+    async def rows() -> AsyncIterator[dict[str, Any]]:
+        for doc in found:
+            if doc is not None:  # deleted between reading the keys and the documents
+                yield msgspec.structs.asdict(record_view(doc))
+
+    return render(
+        rows(),
+        fmt=fmt,
+        columns=RECORD_COLUMNS,
+        meta=meta,
+        next_cursor=encode_cursor(page[-1]) if more and page else None,
+        types=RECORD_TYPES,
+    )
