@@ -45,6 +45,7 @@ from infra.adapters.kafka.relay import Relay, RelayPositions
 from infra.adapters.kafka.topics import Topics, ensure_topics
 from infra.config import Settings
 from infra.gateway.app import build_app
+from infra.gateway.metering import Meter
 from projections import lookups
 from projections.changes import Positioned
 from projections.documents import document_repairs
@@ -89,6 +90,7 @@ class Platform:
     source: EventSource
     admin_token_hash: str | None
     new_admin_token: str | None = None
+    meter: Meter = field(default_factory=Meter)
     _closers: list[object] = field(default_factory=list)
 
     def slots(self, projection: str) -> range:
@@ -263,6 +265,7 @@ class Platform:
             },
             checks={"event_store": lambda: asyncio.to_thread(self.log.head)},
             max_body_bytes=s.max_body_bytes,
+            meter=self.meter,
         )
 
     def read_app(self) -> Litestar:
@@ -279,6 +282,7 @@ class Platform:
                 "read_models": self.documents.checkpoints,
             },
             max_body_bytes=s.max_body_bytes,
+            meter=self.meter,
         )
 
     async def aclose(self) -> None:

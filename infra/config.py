@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_chunk_records: int = 1000
     min_position_timeout: float = 5.0
     idempotency_ttl_seconds: float = 24 * 3600.0
+    usage_flush_seconds: float = 10.0
 
     @property
     def feed(self) -> Literal["log", "kafka"]:

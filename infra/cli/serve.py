@@ -51,44 +51,58 @@ async def run_platform(
         loop.add_signal_handler(sig, stop.set)
     servers: list[tuple[str, _Server]] = []
     if command:
-        servers.append(
-            ("command API", _server(platform.command_app(), settings.host, settings.command_port))
-        )
+        app = platform.command_app()
+        servers.append(("command API", _server(app, settings.host, settings.command_port)))
     if read:
-        servers.append(
-            ("read API", _server(platform.read_app(), settings.host, settings.read_port))
-        )
+        app = platform.read_app()
+        servers.append(("read API", _server(app, settings.host, settings.read_port)))
     tasks = [asyncio.create_task(server.serve(), name=name) for name, server in servers]
-    if projections:
-        for projection in platform.projections().values():
-            runner = platform.runner(projection)
-            tasks.append(
-                asyncio.create_task(runner.run(stop), name=f"projection {projection.name}")
-            )
-    if relay:
-        await platform.ensure_topics()
-        tasks.append(asyncio.create_task(platform.relay().run(stop), name="relay"))
-    if command:
-        tasks.append(asyncio.create_task(_expire_idempotency(platform, stop), name="expiry"))
+    parts = {"command": command, "read": read, "projections": projections, "relay": relay}
+    tasks += await _background(platform, stop, **parts)
     if banner:
         loop.call_later(0.5, _print_banner, settings, platform)
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-    failed = [t for t in done if t is not stopper]
     for _, server in servers:
         server.should_exit = True
     stop.set()
-    exit_code = 0
+    exit_code = 0 if stopper in done else 1  # a part ended by itself: that is a failure
     for task in tasks:
         try:
             await task
         except SystemExit:
             click.echo(f"{task.get_name()} could not start (is its port in use?)", err=True)
             exit_code = 1
-    if failed and exit_code == 0 and not stopper.done():
-        exit_code = 1
     await platform.aclose()
     return exit_code
+
+
+async def _background(
+    platform: Platform,
+    stop: asyncio.Event,
+    *,
+    command: bool,
+    read: bool,
+    projections: bool,
+    relay: bool,
+) -> list[asyncio.Task[None]]:
+    """The non-HTTP parts: projection runners, the relay, and the servers' housekeeping
+    (metering, which also flushes once more on stop; expiry of idempotent responses)."""
+    tasks: list[asyncio.Task[None]] = []
+    if projections:
+        for projection in platform.projections().values():
+            runner = platform.runner(projection).run(stop)
+            tasks.append(asyncio.create_task(runner, name=f"projection {projection.name}"))
+    if relay:
+        await platform.ensure_topics()
+        tasks.append(asyncio.create_task(platform.relay().run(stop), name="relay"))
+    if command:
+        tasks.append(asyncio.create_task(_expire_idempotency(platform, stop), name="expiry"))
+    if command or read:
+        interval = platform.settings.usage_flush_seconds
+        metering = platform.meter.run(platform.log, stop, interval)
+        tasks.append(asyncio.create_task(metering, name="metering"))
+    return tasks
 
 
 async def _expire_idempotency(platform: Platform, stop: asyncio.Event) -> None:

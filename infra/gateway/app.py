@@ -24,6 +24,7 @@ from infra.gateway.auth import (
 from infra.gateway.context import RequestContextMiddleware
 from infra.gateway.errors import EXCEPTION_HANDLERS
 from infra.gateway.health import Check, health, readiness
+from infra.gateway.metering import Meter
 
 VERSION = "0.1.0"
 
@@ -45,6 +46,7 @@ def build_app(
     checks: dict[str, Check],
     max_body_bytes: int,
     prepare: Prepare | None = None,
+    meter: Meter | None = None,
     cors_origins: Sequence[str] = (),
 ) -> Litestar:
     dependencies = {key: _constant(value) for key, value in services.items()}
@@ -63,7 +65,7 @@ def build_app(
             readiness,
         ],
         dependencies=dependencies,
-        middleware=[DefineMiddleware(RequestContextMiddleware, service=name)],
+        middleware=[DefineMiddleware(RequestContextMiddleware, service=name, meter=meter)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,

@@ -10,6 +10,8 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.gateway.metering import Meter
+
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
@@ -28,9 +30,10 @@ class RequestContextMiddleware:
     """Takes X-Request-ID from the request when it is well formed, else makes one; echoes it
     on the response and logs the request when it ends. Never logs headers or bodies."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, app: ASGIApp, service: str, meter: Meter | None = None) -> None:
         self.app = app
         self.service = service
+        self.meter = meter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -55,6 +58,8 @@ class RequestContextMiddleware:
         finally:
             route = scope.get("path_template") or scope.get("path", "")
             principal = scope.get("state", {}).get("principal")
+            if self.meter is not None and principal is not None and principal.account_id:
+                self.meter.count(str(principal.account_id), self.service, route)
             log.info(
                 "request",
                 service=self.service,
