@@ -6,7 +6,7 @@ from collections.abc import Callable
 from uuid import UUID, uuid4
 
 from commands.ports import CommandContext, Commit, EventStore, SecretFactory
-from domain.access import Principal, parse_scopes
+from domain.access import Principal, parse_role, parse_scopes
 from domain.account import Account
 from domain.apikey import ApiKey, format_token
 from schemas.commands import CreateAccount, GenerateApiKey, UpdateAccount
@@ -74,7 +74,8 @@ def generate_api_key(
         account_id=account.id,
         name=cmd.name,
         token=token,
-        scopes=parse_scopes(cmd.scopes),
+        role=parse_role(cmd.role),
+        scopes=parse_scopes(cmd.scopes) if cmd.scopes is not None else None,
         granted_by=principal.scopes,
     )
     return store.append([key], ctx, _issued(key, token))
@@ -108,6 +109,7 @@ def _issued(key: ApiKey, token: str) -> Callable[[Commit], ApiKeyIssued]:
             account_id=key.account_id,
             prefix=key.prefix,
             scopes=list(key.scopes),
+            role=key.role,
             secret=token,
             version=key.version,
             position=commit.position,

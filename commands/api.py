@@ -182,7 +182,7 @@ async def update_account(
 @delete(
     "/v1/account/{account_id:uuid}",
     status_code=200,
-    opt={"scope": Scope.ACCOUNT_ADMIN},
+    opt={"scope": Scope.ACCOUNT_OWNER},
     summary="Close an account (its keys stop working)",
 )
 async def close_account(

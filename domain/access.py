@@ -14,9 +14,39 @@ class Scope(enum.StrEnum):
     INGEST_WRITE = "ingest:write"
     DATA_READ = "data:read"
     ACCOUNT_ADMIN = "account:admin"
+    """Profile, keys, plan and status of the account."""
+    ACCOUNT_OWNER = "account:owner"
+    """Closing the account."""
+    BILLING_READ = "billing:read"
+    """Usage and invoices."""
 
 
 ALL_SCOPES: frozenset[Scope] = frozenset(Scope)
+
+
+class Role(enum.StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
+    Role.OWNER: ALL_SCOPES,
+    Role.ADMIN: frozenset(
+        {Scope.ACCOUNT_ADMIN, Scope.BILLING_READ, Scope.INGEST_WRITE, Scope.DATA_READ}
+    ),
+    Role.MEMBER: frozenset({Scope.INGEST_WRITE, Scope.DATA_READ}),
+    Role.VIEWER: frozenset({Scope.DATA_READ}),
+}
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        known = ", ".join(r.value for r in Role)
+        raise InvalidValueError("role", f"must be one of {known}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +56,8 @@ class Principal:
     scopes: frozenset[Scope]
     account_id: UUID | None = None
     key_id: UUID | None = None
+    plan: str | None = None
+    """The account's plan when authenticated (rate limits follow it)."""
 
     @property
     def is_operator(self) -> bool:

@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import values
-from domain.access import Scope
+from domain.access import ROLE_SCOPES, Role, Scope
 from domain.errors import ApiKeyRevokedError, InvalidValueError, PermissionDeniedError
 
 TOKEN_PREFIX = "sk_live_"  # noqa: S105 - a public marker, not a secret
@@ -62,12 +62,14 @@ class ApiKey(Aggregate):
         prefix: str,
         secret_hash: str,
         scopes: list[str],
+        role: str = Role.MEMBER.value,
     ) -> None:
         self.account_id = account_id
         self.name = name
         self.prefix = prefix
         self.secret_hash = secret_hash
         self.scopes = scopes
+        self.role = role
         self.status = KeyStatus.ACTIVE.value
 
     @classmethod
@@ -78,13 +80,19 @@ class ApiKey(Aggregate):
         account_id: UUID,
         name: str,
         token: str,
-        scopes: Iterable[Scope],
+        role: Role,
         granted_by: frozenset[Scope],
+        scopes: Iterable[Scope] | None = None,
     ) -> ApiKey:
-        """A key may carry only scopes its issuer holds."""
-        requested = frozenset(scopes)
+        """A key has a role; its scopes are the role's, or a narrower set. A key may carry
+        only scopes its issuer holds."""
+        allowed = ROLE_SCOPES[role]
+        requested = allowed if scopes is None else frozenset(scopes)
         if not requested:
             raise InvalidValueError("scopes", "at least one scope is required")
+        if requested - allowed:
+            names = ", ".join(sorted(requested - allowed))
+            raise InvalidValueError("scopes", f"beyond the {role} role: {names}")
         beyond = requested - granted_by
         if beyond:
             names = ", ".join(sorted(beyond))
@@ -96,6 +104,7 @@ class ApiKey(Aggregate):
             prefix=public_prefix(key_id),
             secret_hash=hash_token(token),
             scopes=sorted(scope.value for scope in requested),
+            role=role.value,
         )
 
     @property

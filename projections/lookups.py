@@ -77,6 +77,7 @@ def _key_issued(e: ProjectedEvent) -> list[Change]:
         "name": p["name"],
         "prefix": p["prefix"],
         "scopes": p["scopes"],
+        "role": p.get("role", "member"),
         "secret_hash": p["secret_hash"],
         "status": "active",
         "created_at": e.timestamp.isoformat(),

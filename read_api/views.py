@@ -27,6 +27,7 @@ def api_key_view(doc: dict[str, Any]) -> ApiKeyView:
         name=doc["name"],
         prefix=doc["prefix"],
         scopes=doc["scopes"],
+        role=doc.get("role", "member"),
         status=doc["status"],
         version=doc["version"],
         created_at=doc["created_at"],

@@ -8,7 +8,8 @@ from uuid import UUID
 import msgspec
 
 PlanName = Literal["basic", "pro", "enterprise"]
-ScopeName = Literal["ingest:write", "data:read", "account:admin"]
+ScopeName = Literal["ingest:write", "data:read", "account:admin", "account:owner", "billing:read"]
+RoleName = Literal["owner", "admin", "member", "viewer"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
 SourceName = Annotated[
@@ -37,10 +38,12 @@ class UpdateAccount(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class GenerateApiKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """`account_id` is needed only by the operator; a key acts on its own account."""
+    """`account_id` is needed only by the operator; a key acts on its own account.
+    The key gets its role's scopes, or `scopes` when given (a subset of the role's)."""
 
     name: Name
-    scopes: Annotated[list[ScopeName], msgspec.Meta(min_length=1)]
+    role: RoleName = "member"
+    scopes: Annotated[list[ScopeName], msgspec.Meta(min_length=1)] | None = None
     account_id: UUID | None = None
 
 

@@ -26,6 +26,7 @@ class ApiKeyView(msgspec.Struct, frozen=True):
     name: str
     prefix: str
     scopes: list[str]
+    role: str
     status: str
     version: int
     created_at: str
@@ -51,6 +52,7 @@ class ApiKeyIssued(msgspec.Struct, frozen=True):
     account_id: str
     prefix: str
     scopes: list[str]
+    role: str
     secret: str | None
     version: int
     position: int

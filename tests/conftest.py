@@ -16,7 +16,6 @@ from infra.config import Settings, from_env
 pytest_plugins = ["tests.fixtures.engines"]
 
 ADMIN_TOKEN = "st_admin_test-token"
-ALL_SCOPES = ["ingest:write", "data:read", "account:admin"]
 
 
 def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -56,7 +55,7 @@ class Stack:
         self.read = read
         self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
-    async def new_account(self, scopes: list[str] | None = None, plan: str = "basic") -> Tenant:
+    async def new_account(self, role: str = "owner", plan: str = "basic") -> Tenant:
         created = await self.command.post(
             "/v1/account/create",
             json={"name": "Acme", "email": "ops@acme.example", "plan": plan},
@@ -66,7 +65,7 @@ class Stack:
         account_id = created.json()["data"]["id"]
         issued = await self.command.post(
             "/v1/apikey/generate",
-            json={"account_id": account_id, "name": "test", "scopes": scopes or ALL_SCOPES},
+            json={"account_id": account_id, "name": "test", "role": role},
             headers=self.admin,
         )
         assert issued.status_code == 201, issued.text

@@ -95,6 +95,16 @@ class ApiKeyIssuedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     prefix: Annotated[str, msgspec.Meta(description="The token's public prefix, for display.")]
     scopes: Annotated[list[str], msgspec.Meta(description="Scopes granted, sorted.")]
     secret_hash: SecretHash | msgspec.UnsetType = msgspec.UNSET
+    role: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description="owner, admin, member or viewer. Added within version 1: "
+                "absent on older events, which were all 'member'."
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class ApiKeyRevokedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

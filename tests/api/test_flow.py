@@ -153,6 +153,7 @@ async def test_api_keys_issue_read_rotate_revoke(stack: Stack) -> None:
         "name",
         "prefix",
         "scopes",
+        "role",
         "status",
         "version",
         "created_at",

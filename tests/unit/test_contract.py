@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands.ports import CommandContext
-from domain.access import ALL_SCOPES, OPERATOR, Scope
+from domain.access import ALL_SCOPES, OPERATOR, Role, Scope
 from domain.account import Account
 from domain.apikey import ApiKey
 from domain.record import Record, record_id
@@ -304,6 +304,7 @@ def test_every_domain_event_fits_the_contract(tmp_path: Path) -> None:
         account_id=account.id,
         name="ci",
         token="sk_live_" + "x" * 60,
+        role=Role.MEMBER,
         scopes=[Scope.DATA_READ],
         granted_by=ALL_SCOPES,
     )

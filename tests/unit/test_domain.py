@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from domain.access import ALL_SCOPES, OPERATOR, Principal, Scope
+from domain.access import ALL_SCOPES, OPERATOR, Principal, Role, Scope
 from domain.account import Account
 from domain.apikey import ApiKey, format_token, key_id_of, public_prefix
 from domain.errors import (
@@ -53,6 +53,7 @@ def test_keys_grant_only_what_the_issuer_holds_and_verify_in_constant_time() -> 
             account_id=uuid.uuid4(),
             name="k",
             token=token,
+            role=Role.MEMBER,
             scopes=[Scope.INGEST_WRITE],
             granted_by=limited,
         )
@@ -61,6 +62,7 @@ def test_keys_grant_only_what_the_issuer_holds_and_verify_in_constant_time() -> 
         account_id=uuid.uuid4(),
         name="k",
         token=token,
+        role=Role.MEMBER,
         scopes=[Scope.DATA_READ],
         granted_by=ALL_SCOPES,
     )
