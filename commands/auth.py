@@ -7,10 +7,11 @@ key's own stream rather than an eventually consistent read model.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from uuid import UUID
 
 from commands.ports import EventStore
-from domain.access import OPERATOR, Principal
+from domain.access import OPERATOR, Principal, Scope
 from domain.account import Account, AccountStatus
 from domain.apikey import ApiKey, hash_token, key_id_of
 from domain.errors import NotFoundError
@@ -22,18 +23,30 @@ class EventStoreAuthenticator:
         self.admin_token_hash = admin_token_hash
 
     def __call__(self, token: str) -> Principal | None:
+        """The principal of an API key (or the operator token); None if not valid."""
         if self.admin_token_hash and hmac.compare_digest(hash_token(token), self.admin_token_hash):
             return OPERATOR
         key_id = key_id_of(token)
         if key_id is None:
             return None
+        return self._principal(key_id, lambda key: key.verify(token), None)
+
+    def by_key(self, key_id: UUID, scopes: frozenset[Scope]) -> Principal | None:
+        """The principal of an access token issued to key `key_id`: the key must still be
+        active (revocation ends its tokens too), and scopes never exceed the key's."""
+        return self._principal(key_id, lambda key: key.is_active, scopes)
+
+    def _principal(
+        self, key_id: UUID, valid: Callable[[ApiKey], bool], scopes: frozenset[Scope] | None
+    ) -> Principal | None:
         try:
             key = self.store.load(ApiKey, key_id)
-            if not key.verify(token):
+            if not valid(key):
                 return None
             account = self.store.load(Account, UUID(key.account_id))
         except NotFoundError:
             return None
         if account.status == AccountStatus.CLOSED:
             return None
-        return Principal(scopes=key.scope_set, account_id=account.id, key_id=key.id)
+        granted = key.scope_set if scopes is None else key.scope_set & scopes
+        return Principal(scopes=granted, account_id=account.id, key_id=key.id, plan=account.plan)

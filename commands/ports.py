@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.access import Principal
+from domain.access import Principal, Scope
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -110,6 +110,20 @@ class EventStore(Protocol):
     def recall(self, scope: str, key: str) -> StoredResponse | None:
         """The response kept for an idempotency key, if any."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+
+
+@runtime_checkable
+class TokenIssuer(Protocol):
+    """Mints short-lived access tokens for an authenticated API key."""
+
+    def issue(self, principal: Principal, scopes: frozenset[Scope]) -> IssuedToken: ...
 
 
 @runtime_checkable

@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -27,6 +28,8 @@ from redis.asyncio import Redis
 from commands.api import ROUTES as COMMAND_ROUTES
 from commands.api import IngestLimits
 from commands.auth import EventStoreAuthenticator
+from commands.oauth import token as oauth_token
+from domain.access import Principal, Scope
 from domain.apikey import hash_token
 from infra.adapters.documents.redis import RedisDocumentStore
 from infra.adapters.documents.sqlite import SQLiteDocumentStore
@@ -34,6 +37,7 @@ from infra.adapters.eventstore.codec import MetadataMapper, OrjsonTranscoder
 from infra.adapters.eventstore.listen import ListenNotifyEventSource
 from infra.adapters.eventstore.recorders import PostgresRecorder, SQLiteRecorder
 from infra.adapters.eventstore.store import EventLog, PollingEventSource
+from infra.adapters.jwt import InvalidTokenError, JwtService, KeyRing
 from infra.adapters.kafka.inspect import (
     DeadLetter,
     PartitionLag,
@@ -45,6 +49,7 @@ from infra.adapters.kafka.relay import Relay, RelayPositions
 from infra.adapters.kafka.topics import Topics, ensure_topics
 from infra.config import Settings
 from infra.gateway.app import build_app
+from infra.gateway.auth import bearer
 from infra.gateway.metering import Meter
 from projections import lookups
 from projections.changes import Positioned
@@ -240,19 +245,40 @@ class Platform:
             done += 1
         return done, None, ""
 
+    @cached_property
+    def tokens(self) -> JwtService:
+        """Access tokens (OAuth 2.0 client credentials) and the key ring that signs them."""
+        s = self.settings
+        path = Path(s.jwt_keys_file) if s.jwt_keys_file else s.data_path / "jwt-keys.json"
+        ring = KeyRing(path, token_ttl=s.jwt_ttl_seconds)
+        ring.ensure()
+        return JwtService(ring, s.jwt_issuer, s.jwt_audience, s.jwt_ttl_seconds)
+
+    def _verify_token(self, token: str) -> tuple[UUID, frozenset[Scope]] | None:
+        try:
+            return self.tokens.verify(token)
+        except InvalidTokenError:
+            return None
+
     def command_app(self) -> Litestar:
         authenticator = EventStoreAuthenticator(self.log, self.admin_token_hash)
         s = self.settings
 
-        async def authenticate(token: str):  # type: ignore[no-untyped-def]
+        async def api_key(token: str) -> Principal | None:
             return await asyncio.to_thread(authenticator, token)
+
+        async def by_key(key_id: UUID, scopes: frozenset[Scope]) -> Principal | None:
+            return await asyncio.to_thread(authenticator.by_key, key_id, scopes)
 
         return build_app(
             name="command API",
             description="Commands: accounts, API keys and ingest. Every change is an event.",
-            routes=COMMAND_ROUTES,
-            authenticate=authenticate,
+            routes=[*COMMAND_ROUTES, oauth_token],
+            authenticate=bearer(api_key, self._verify_token, by_key),
             services={
+                "keys": authenticator,
+                "tokens": self.tokens,
+                "jwks": self.tokens.jwks,
                 "store": self.log,
                 "new_secret": lambda: secrets.token_urlsafe(32),
                 "limits": IngestLimits(
@@ -270,13 +296,18 @@ class Platform:
 
     def read_app(self) -> Litestar:
         s = self.settings
+        keys = ReadModelAuthenticator(self.documents, self.admin_token_hash)
         return build_app(
             name="read API",
             description="Queries over the read models, audit histories and past states.",
             routes=[*READ_ROUTES, list_records],
-            authenticate=ReadModelAuthenticator(self.documents, self.admin_token_hash),
+            authenticate=bearer(keys, self._verify_token, keys.by_key),
             prepare=min_position_gate(self.documents, s.min_position_timeout, self.feed_slots),
-            services={"docs": self.documents, "events": AsyncHistory(self.log)},
+            services={
+                "docs": self.documents,
+                "events": AsyncHistory(self.log),
+                "jwks": self.tokens.jwks,
+            },
             checks={
                 "event_store": lambda: asyncio.to_thread(self.log.head),
                 "read_models": self.documents.checkpoints,

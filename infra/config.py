@@ -50,6 +50,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     min_position_timeout: float = 5.0
     idempotency_ttl_seconds: float = 24 * 3600.0
     usage_flush_seconds: float = 10.0
+    jwt_issuer: str = "strata"
+    jwt_audience: str = "strata-api"
+    jwt_ttl_seconds: int = 900
+    jwt_keys_file: str | None = None
+    """The signing-key ring (JSON, 0600); default <data dir>/jwt-keys.json. Every process of
+    a deployment must read the same file (e.g. a mounted secret volume)."""
 
     @property
     def feed(self) -> Literal["log", "kafka"]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -64,14 +64,28 @@ async def watermark(docs: DocumentReader, slots: Sequence[int]) -> int:
 
 
 def min_position_gate(
-    docs: DocumentReader, timeout: float, slots: Sequence[int]
+    docs: DocumentReader,
+    timeout: float,
+    slots: Sequence[int],
+    others: Mapping[str, Callable[[], Awaitable[int]]] | None = None,
 ) -> Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[None]]:
+    """Every route waits for the lookups read model (authentication reads it); a route whose
+    `opt` names another read model (`"reads": "search"`) also waits for its watermark."""
+    extra = dict(others or {})
+
     async def gate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         wanted = min_position_of(
             connection.query_params.get("min_position"),
             connection.headers.get("x-strata-min-position"),
         )
-        await wait_for_position(wanted, lambda: watermark(docs, slots), timeout)
+        reads = connection.route_handler.opt.get("reads")
+        other = extra[reads] if reads is not None else None
+
+        async def reached() -> int:
+            lowest = await watermark(docs, slots)
+            return lowest if other is None else min(lowest, await other())
+
+        await wait_for_position(wanted, reached, timeout)
 
     return gate
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 from uuid import UUID
 
-from domain.access import OPERATOR, Principal, parse_scopes
+from domain.access import OPERATOR, Principal, Scope, parse_scopes
 from domain.apikey import hash_token, key_id_of, token_matches
 from projections import lookups
 from projections.ports import DocumentReader
@@ -20,19 +20,33 @@ class ReadModelAuthenticator:
         self.admin_token_hash = admin_token_hash
 
     async def __call__(self, token: str) -> Principal | None:
+        """The principal of an API key (or the operator token); None if not valid."""
         if self.admin_token_hash and hmac.compare_digest(hash_token(token), self.admin_token_hash):
             return OPERATOR
         key_id = key_id_of(token)
         if key_id is None:
             return None
+        return await self._principal(key_id, token, None)
+
+    async def by_key(self, key_id: UUID, scopes: frozenset[Scope]) -> Principal | None:
+        """The principal of an access token issued to key `key_id` (still active)."""
+        return await self._principal(key_id, None, scopes)
+
+    async def _principal(
+        self, key_id: UUID, token: str | None, scopes: frozenset[Scope] | None
+    ) -> Principal | None:
         key = await self.docs.get(lookups.apikey_key(str(key_id)))
         if key is None or key.get("status") != "active":
             return None
-        if not token_matches(token, key["secret_hash"]):
+        if token is not None and not token_matches(token, key["secret_hash"]):
             return None
         account = await self.docs.get(lookups.account_key(key["account_id"]))
         if account is None or account.get("status") == "closed":
             return None
+        held = parse_scopes(key["scopes"])
         return Principal(
-            scopes=parse_scopes(key["scopes"]), account_id=UUID(key["account_id"]), key_id=key_id
+            scopes=held if scopes is None else held & scopes,
+            account_id=UUID(key["account_id"]),
+            key_id=key_id,
+            plan=account.get("plan"),
         )

@@ -35,6 +35,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return from_env(
         {},
         mode="distributed",
+        data_dir=str(tmp_path / "data"),  # the JWT key ring lives here
         postgres_dsn=pg.dsn,
         postgres_schema=pg.schema,
         postgres_pool_size=4,

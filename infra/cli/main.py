@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from infra.cli import audit, dlq, infra_cmd, ops, serve
+from infra.cli import audit, dlq, infra_cmd, keys, ops, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,4 +26,5 @@ main.add_command(ops.status)
 main.add_command(ops.config)
 main.add_command(audit.audit)
 main.add_command(dlq.dlq)
+main.add_command(keys.keys)
 main.add_command(infra_cmd.infra)

@@ -23,7 +23,7 @@ from infra.gateway.auth import (
 )
 from infra.gateway.context import RequestContextMiddleware
 from infra.gateway.errors import EXCEPTION_HANDLERS
-from infra.gateway.health import Check, health, readiness
+from infra.gateway.health import Check, health, jwks, readiness
 from infra.gateway.metering import Meter
 
 VERSION = "0.1.0"
@@ -63,6 +63,7 @@ def build_app(
             ),
             health,
             readiness,
+            jwks,
         ],
         dependencies=dependencies,
         middleware=[DefineMiddleware(RequestContextMiddleware, service=name, meter=meter)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from uuid import UUID
 
 from litestar.connection import ASGIConnection, Request
 from litestar.exceptions import NotAuthorizedException
@@ -14,6 +15,26 @@ from domain.access import Principal, Scope
 from schemas.envelope import Meta
 
 Authenticator = Callable[[str], Awaitable[Principal | None]]
+ByKey = Callable[[UUID, frozenset[Scope]], Awaitable[Principal | None]]
+VerifyToken = Callable[[str], tuple[UUID, frozenset[Scope]] | None]
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
+def bearer(api_keys: Authenticator, verify_token: VerifyToken, by_key: ByKey) -> Authenticator:
+    """`Authorization: Bearer` accepts an API key or an access token (a JWT) issued for one;
+    a token counts only while its key is active."""
+
+    async def authenticate(token: str) -> Principal | None:
+        if looks_like_jwt(token):
+            verified = verify_token(token)
+            return None if verified is None else await by_key(*verified)
+        return await api_keys(token)
+
+    return authenticate
+
 
 PUBLIC = "public"
 SCOPE = "scope"

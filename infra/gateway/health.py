@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from litestar import Response, get
 from litestar.di import NamedDependency
@@ -17,6 +18,17 @@ Check = Callable[[], Awaitable[object]]
 @get("/health", opt={"public": True}, summary="The process is up", include_in_schema=True)
 async def health() -> Health:
     return Health(status="ok")
+
+
+@get(
+    "/.well-known/jwks.json",
+    opt={"public": True},
+    summary="Public keys that verify Strata's access tokens (JWKS)",
+)
+async def jwks(
+    jwks: NamedDependency[SkipValidation[Callable[[], dict[str, Any]]]],
+) -> dict[str, Any]:
+    return jwks()
 
 
 @get("/readiness", opt={"public": True}, summary="Dependencies are reachable")

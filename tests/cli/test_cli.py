@@ -147,3 +147,17 @@ def test_unknown_projection_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["replay", "nope", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown projection" in result.output
+
+
+def test_signing_keys_rotate(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["--data-dir", str(tmp_path)]
+    first = json.loads(runner.invoke(main, ["keys", "list", "--json", *args]).stdout)
+    assert [k["signing"] for k in first] == [True]
+    assert runner.invoke(main, ["keys", "rotate", *args]).exit_code == 0
+    after = json.loads(runner.invoke(main, ["keys", "list", "--json", *args]).stdout)
+    assert [(k["kid"] == first[0]["kid"], k["signing"]) for k in after] == [
+        (True, False),
+        (False, True),
+    ]
+    assert after[0]["retired_at"]

@@ -35,6 +35,8 @@ def _env(settings: Settings) -> dict[str, str]:
         "STRATA_POSTGRES_SCHEMA": settings.postgres_schema,
         "STRATA_REDIS_URL": settings.redis_url,
         "STRATA_REDIS_PREFIX": settings.redis_prefix,
+        "STRATA_ELASTICSEARCH_URL": settings.elasticsearch_url,
+        "STRATA_ELASTICSEARCH_INDEX_PREFIX": settings.elasticsearch_index_prefix,
         "STRATA_ADMIN_TOKEN": settings.admin_token or "",
         "STRATA_LOG_LEVEL": "warning",
         "STRATA_PROJECTION_FEED": settings.feed,

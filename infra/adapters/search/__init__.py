@@ -1,0 +1,1 @@
+"""Search index adapters: Elasticsearch (distributed) and SQLite FTS5 (embedded)."""
