@@ -19,6 +19,7 @@ import faust
 import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
+from elasticsearch import AsyncElasticsearch
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from litestar import Litestar
@@ -47,20 +48,24 @@ from infra.adapters.kafka.inspect import (
 )
 from infra.adapters.kafka.relay import Relay, RelayPositions
 from infra.adapters.kafka.topics import Topics, ensure_topics
+from infra.adapters.search.elastic import ElasticSearchIndex
+from infra.adapters.search.sqlite_fts import SQLiteSearchIndex
 from infra.config import Settings
 from infra.gateway.app import build_app
 from infra.gateway.auth import bearer
 from infra.gateway.metering import Meter
-from projections import lookups
+from projections import lookups, search
 from projections.changes import Positioned
 from projections.documents import document_repairs
 from projections.ports import DocumentStore, EventSource
 from projections.projection import Projection
 from projections.runner import CatchUpRunner
+from projections.search import SearchChange, SearchStore
 from read_api.api import ROUTES as READ_ROUTES
 from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
 from read_api.listing import list_records
+from read_api.search import ROUTES as SEARCH_ROUTES
 from schemas import contract
 from schemas.events import ProjectedEvent
 from streams.app import StreamSettings
@@ -93,6 +98,7 @@ class Platform:
     log: EventLog
     documents: DocumentStore
     source: EventSource
+    search_index: SearchStore
     admin_token_hash: str | None
     new_admin_token: str | None = None
     meter: Meter = field(default_factory=Meter)
@@ -117,8 +123,18 @@ class Platform:
             reads_credentials=True,
         )
 
+    @property
+    def search(self) -> Projection[SearchChange]:
+        return Projection(search.NAME, self.search_index, search.changes)
+
     def projections(self) -> dict[str, Projection[Any]]:
-        return {lookups.NAME: self.lookups}
+        return {lookups.NAME: self.lookups, search.NAME: self.search}
+
+    async def watermark(self, projection: str) -> int:
+        """The position up to which `projection` has applied every event (its lowest
+        checkpoint over the slots of its feed)."""
+        checkpoints = await self.projections()[projection].checkpoints()
+        return min(checkpoints.get(slot, 0) for slot in self.slots(projection))
 
     def runner(self, projection: Projection[Any]) -> CatchUpRunner:
         return CatchUpRunner(self.source, projection, name=projection.name)
@@ -300,17 +316,24 @@ class Platform:
         return build_app(
             name="read API",
             description="Queries over the read models, audit histories and past states.",
-            routes=[*READ_ROUTES, list_records],
+            routes=[*READ_ROUTES, list_records, *SEARCH_ROUTES],
             authenticate=bearer(keys, self._verify_token, keys.by_key),
-            prepare=min_position_gate(self.documents, s.min_position_timeout, self.feed_slots),
+            prepare=min_position_gate(
+                self.documents,
+                s.min_position_timeout,
+                self.feed_slots,
+                others={search.NAME: lambda: self.watermark(search.NAME)},
+            ),
             services={
                 "docs": self.documents,
                 "events": AsyncHistory(self.log),
+                "search_index": self.search_index,
                 "jwks": self.tokens.jwks,
             },
             checks={
                 "event_store": lambda: asyncio.to_thread(self.log.head),
                 "read_models": self.documents.checkpoints,
+                "search_index": self.search_index.checkpoints,
             },
             max_body_bytes=s.max_body_bytes,
             meter=self.meter,
@@ -343,16 +366,18 @@ def _embedded(settings: Settings) -> Platform:
     recorder.create_table()
     log = EventLog(recorder, _mapper())
     documents = SQLiteDocumentStore(data / "readmodels.sqlite", lookups.NAME)
+    search_index = SQLiteSearchIndex(data / "search.sqlite", search.NAME)
     token_hash, new_token = _embedded_admin_token(settings, data)
     platform = Platform(
         settings=settings,
         log=log,
         documents=documents,
         source=PollingEventSource(log),
+        search_index=search_index,
         admin_token_hash=token_hash,
         new_admin_token=new_token,
     )
-    platform._closers.append(documents.close)
+    platform._closers += [documents.close, search_index.close]
     return platform
 
 
@@ -398,12 +423,14 @@ def _distributed(settings: Settings) -> Platform:
     redis = Redis.from_url(settings.redis_url)
     documents = RedisDocumentStore(redis, lookups.NAME, prefix=settings.redis_prefix)
     source = ListenNotifyEventSource(log, settings.postgres_dsn, channel=recorder.channel_name)
+    elastic = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=30)
     platform = Platform(
         settings=settings,
         log=log,
         documents=documents,
         source=source,
+        search_index=ElasticSearchIndex(elastic, settings.elasticsearch_index_prefix),
         admin_token_hash=hash_token(settings.admin_token),
     )
-    platform._closers += [redis.aclose, source.close]
+    platform._closers += [redis.aclose, source.close, elastic.close]
     return platform

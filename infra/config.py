@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     relay_batch_size: int = 2000
     watermark_interval: float = 1.0
     elasticsearch_url: str = "http://127.0.0.1:9200"
+    elasticsearch_index_prefix: str = "strata-"
+    """The search index is `<prefix>search` (an alias over `<prefix>search-g<N>`)."""
     clickhouse_url: str | None = None
     clickhouse_path: str | None = None
 

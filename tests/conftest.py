@@ -41,6 +41,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         postgres_pool_size=4,
         redis_url=request.getfixturevalue("redis_url"),
         redis_prefix=prefix.rstrip(":"),
+        elasticsearch_url=request.getfixturevalue("elasticsearch_url"),
+        elasticsearch_index_prefix=request.getfixturevalue("es_index_prefix"),
         admin_token=ADMIN_TOKEN,
         projection_feed="log",  # the runner below; Kafka-fed projections have their own tests
         **overrides,
@@ -105,7 +107,10 @@ class Tenant:
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     platform = bootstrap(settings)
     stop = asyncio.Event()
-    runner = asyncio.create_task(platform.runner(platform.lookups).run(stop))
+    runners = [
+        asyncio.create_task(platform.runner(projection).run(stop))
+        for projection in platform.projections().values()
+    ]
     try:
         # In-process ASGI, in this event loop, so the projection runner above keeps running
         # while a test awaits a response (a test client on its own thread would starve it).
@@ -116,7 +121,7 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
             yield Stack(platform, command, read)
     finally:
         stop.set()
-        await runner
+        await asyncio.gather(*runners)
         await platform.aclose()
 
 

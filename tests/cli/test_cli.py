@@ -54,6 +54,8 @@ def _invoke(args: list[str], settings: Settings) -> Any:
         "STRATA_POSTGRES_SCHEMA": settings.postgres_schema,
         "STRATA_REDIS_URL": settings.redis_url,
         "STRATA_REDIS_PREFIX": settings.redis_prefix,
+        "STRATA_ELASTICSEARCH_URL": settings.elasticsearch_url,
+        "STRATA_ELASTICSEARCH_INDEX_PREFIX": settings.elasticsearch_index_prefix,
         "STRATA_ADMIN_TOKEN": settings.admin_token or "",
         "STRATA_LOG_LEVEL": "warning",
         "STRATA_PROJECTION_FEED": settings.feed,
@@ -69,12 +71,13 @@ def test_status_audit_and_replay(settings: Settings) -> None:
     status = json.loads(_invoke(["status", "--json"], settings).stdout)
     assert status == [
         {
-            "projection": "lookups",
+            "projection": name,
             "generation": 1,
             "position": 0,
             "head": seeded["head"],
             "lag": seeded["head"],
         }
+        for name in ("lookups", "search")
     ]
 
     replayed = _invoke(["replay", "lookups"], settings)
