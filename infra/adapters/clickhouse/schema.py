@@ -1,0 +1,182 @@
+"""The analytics schema as an ordered list of versioned migrations, applied on start.
+
+Global migrations run once per database; per-generation migrations run for every live
+generation on start and, in order, for each new generation, so all generations share one
+versioned DDL. Every statement is idempotent (IF NOT EXISTS), and `schema_migrations`
+records what ran: a crash half-way, or two processes starting at once, are both harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PROJECTION = "analytics"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+    per_generation: bool = False
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "migration bookkeeping",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+                version UInt32, generation UInt32, description String,
+                applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ) ENGINE = ReplacingMergeTree ORDER BY (version, generation)""",
+        ),
+    ),
+    Migration(
+        2,
+        "generation pointer: an append-only log of created/activated/dropped generations",
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.generations (
+                model LowCardinality(String), generation UInt32,
+                event Enum8('created' = 1, 'activated' = 2, 'dropped' = 3),
+                at DateTime64(6, 'UTC') DEFAULT now64(6)
+            ) ENGINE = MergeTree ORDER BY (model, at)""",
+        ),
+    ),
+    Migration(
+        3,
+        "records (latest state), usage (one row per event and metric), checkpoints",
+        (
+            # Latest state per record: the highest version wins; FINAL drops tombstones.
+            # No time partitioning: every version of a record must share a part's partition
+            # to be replaced. Account and source lead the key; a minmax index serves time.
+            """CREATE TABLE IF NOT EXISTS {db}.records_g{g} (
+                account_id String,
+                source LowCardinality(String),
+                id String,
+                version UInt64,
+                updated_at DateTime64(6, 'UTC'),
+                position UInt64,
+                is_deleted UInt8,
+                data String CODEC(ZSTD(3)),
+                INDEX updated_at_minmax updated_at TYPE minmax GRANULARITY 4
+            ) ENGINE = ReplacingMergeTree(version, is_deleted)
+            ORDER BY (account_id, source, id)""",
+            # Keyed by the event's position, so a redelivered event replaces itself instead
+            # of counting twice (a SummingMergeTree alone would double count it).
+            """CREATE TABLE IF NOT EXISTS {db}.usage_g{g} (
+                account_id String,
+                hour DateTime('UTC'),
+                metric LowCardinality(String),
+                position UInt64,
+                value UInt64
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(hour)
+            ORDER BY (account_id, hour, metric, position)""",
+            """CREATE TABLE IF NOT EXISTS {db}.checkpoints_g{g} (
+                slot Int32, position UInt64, at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ) ENGINE = ReplacingMergeTree(position) ORDER BY slot""",
+        ),
+        per_generation=True,
+    ),
+)
+
+GENERATION_TABLES = ("records", "usage", "checkpoints")
+
+
+def table(db: str, name: str, generation: int) -> str:
+    return f"{db}.{name}_g{generation}"
+
+
+def _applied(client: Any, db: str) -> set[tuple[int, int]]:
+    rows = client.query(f"SELECT version, generation FROM {db}.schema_migrations").result_rows
+    return {(int(v), int(g)) for v, g in rows}
+
+
+def _run(client: Any, db: str, migration: Migration, generation: int) -> None:
+    for statement in migration.statements:
+        client.command(statement.format(db=db, g=generation))
+    client.insert(
+        f"{db}.schema_migrations",
+        [[migration.version, generation, migration.description]],
+        column_names=["version", "generation", "description"],
+    )
+
+
+def migrate_global(client: Any, db: str) -> None:
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    _run_pending(client, db, [m for m in MIGRATIONS if not m.per_generation], 0)
+
+
+def migrate_generation(client: Any, db: str, generation: int) -> None:
+    _run_pending(client, db, [m for m in MIGRATIONS if m.per_generation], generation)
+
+
+def _run_pending(client: Any, db: str, migrations: list[Migration], generation: int) -> None:
+    bookkeeping = MIGRATIONS[0]
+    if generation == 0:  # the table that records migrations must exist to be read
+        for statement in bookkeeping.statements:
+            client.command(statement.format(db=db, g=0))
+    done = _applied(client, db)
+    for migration in migrations:
+        if (migration.version, generation) not in done:
+            _run(client, db, migration, generation)
+
+
+def live_generations(client: Any, db: str) -> list[int]:
+    rows = client.query(
+        f"SELECT generation FROM {db}.generations WHERE model = {{p:String}} "
+        "GROUP BY generation HAVING countIf(event = 'dropped') = 0 ORDER BY generation",
+        parameters={"p": PROJECTION},
+    ).result_rows
+    return [int(row[0]) for row in rows]
+
+
+def latest_generation(client: Any, db: str) -> int:
+    rows = client.query(
+        f"SELECT max(generation) FROM {db}.generations WHERE model = {{p:String}}",
+        parameters={"p": PROJECTION},
+    ).result_rows
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def active_generation(client: Any, db: str) -> int:
+    rows = client.query(
+        f"SELECT argMax(generation, at), count() FROM {db}.generations "
+        "WHERE model = {p:String} AND event = 'activated'",
+        parameters={"p": PROJECTION},
+    ).result_rows
+    return int(rows[0][0]) if rows and rows[0][1] else 0
+
+
+def record_generation(client: Any, db: str, generation: int, event: str) -> None:
+    client.insert(
+        f"{db}.generations",
+        [[PROJECTION, generation, event]],
+        column_names=["model", "generation", "event"],
+    )
+
+
+def create_generation(client: Any, db: str) -> int:
+    generation = latest_generation(client, db) + 1
+    migrate_generation(client, db, generation)
+    record_generation(client, db, generation, "created")
+    return generation
+
+
+def start(client: Any, db: str) -> None:
+    """Everything a process needs before its first read or write: global migrations, the
+    per-generation ones for every live generation, and a first active generation."""
+    migrate_global(client, db)
+    for generation in live_generations(client, db):
+        migrate_generation(client, db, generation)
+    if active_generation(client, db) == 0:
+        generation = create_generation(client, db)
+        record_generation(client, db, generation, "activated")
+
+
+def drop_generation(client: Any, db: str, generation: int) -> None:
+    for name in GENERATION_TABLES:
+        client.command(f"DROP TABLE IF EXISTS {table(db, name, generation)}")
+    record_generation(client, db, generation, "dropped")
