@@ -89,7 +89,8 @@ class SQLiteSearchIndex:
             f"CREATE INDEX IF NOT EXISTS {t.docs}_key ON {t.docs} (account_id, source, key);"
             f"CREATE INDEX IF NOT EXISTS {t.docs}_updated "
             f"ON {t.docs} (account_id, source, updated_us);"
-            f'CREATE VIRTUAL TABLE IF NOT EXISTS {t.fts} USING fts5(text, tokenize="{TOKENIZER}");'
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {t.fts} "
+            f"USING fts5(text, tokenize=\"{TOKENIZER}\", prefix='2 3');"
             f"CREATE TABLE IF NOT EXISTS {t.terms} "
             "(doc INTEGER NOT NULL, path TEXT NOT NULL, value TEXT NOT NULL);"
             f"CREATE INDEX IF NOT EXISTS {t.terms}_value ON {t.terms} (path, value, doc);"
@@ -305,7 +306,7 @@ class _Search:
             params += [path, value]
         if not q.clauses:
             return f"{t.docs} d WHERE {' AND '.join(where)}", params, "0.0"
-        source = f"{t.fts} JOIN {t.docs} d ON d.rowid = {t.fts}.rowid"
+        source = f"{t.fts} CROSS JOIN {t.docs} d ON d.rowid = {t.fts}.rowid"  # FTS5 first
         where.insert(0, f"{t.fts} MATCH ?")
         params.insert(0, match_expression(q.clauses))
         return f"{source} WHERE {' AND '.join(where)}", params, f"-bm25({t.fts})"
