@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.adapters.search.common import FRAGMENT_CHARS, POST, PRE, align, fragment, highlights
-from infra.adapters.search.elastic import query_string
-from infra.adapters.search.sqlite_fts import match_expression
+from infra.adapters.search.elastic_query import query_string
+from infra.adapters.search.sqlite_query import match_expression
 from projections import search
 from projections.search import Clause, IndexDoc, RemoveDoc, SearchQuery, Sort, terms, text_values
 from read_api.search import (

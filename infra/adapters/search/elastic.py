@@ -11,7 +11,6 @@ an external version: a redelivered or older write is refused by Elasticsearch it
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,16 +25,14 @@ from elasticsearch import (
     TransportError,
 )
 
-from infra.adapters.search.common import POST, PRE, align, highlights, record, stored
+from infra.adapters.search.common import stored
+from infra.adapters.search.elastic_query import hit, request
 from projections.ports import StoreUnavailableError
 from projections.search import (
-    Clause,
     IndexDoc,
     SearchChange,
-    SearchHit,
     SearchPage,
     SearchQuery,
-    Sort,
     latest,
     terms,
     text_values,
@@ -66,8 +63,6 @@ META_MAPPING: dict[str, Any] = {
         "checkpoints": {"type": "object", "enabled": False},
     },
 }
-SQS_FLAGS = "AND|NOT|PHRASE|PREFIX|WHITESPACE|ESCAPE"
-_SPECIAL = re.compile(r'([+|\-"*()~\\\s])')
 _POINTER_TTL = 0.5  # seconds a process trusts its cached view of the alias
 _RETRYABLE = (429, 502, 503, 504)
 
@@ -203,30 +198,13 @@ class ElasticSearchIndex:
     # SearchReader
     async def search(self, query: SearchQuery) -> SearchPage:
         await self.ensure()
-        highlight = None
-        if query.clauses:
-            highlight = {
-                "fields": {"text": {"number_of_fragments": 0}},
-                "pre_tags": [PRE],
-                "post_tags": [POST],
-                "max_analyzed_offset": 1_000_000,
-            }
         with _available():
             found = await self.client.search(
-                index=self.alias,
-                routing=query.account_id,
-                query=_query(query),
-                sort=_sort(query.sort),
-                size=query.limit + 1,
-                search_after=list(query.after) if query.after is not None else None,
-                track_total_hits=True,
-                track_scores=True,
-                source_excludes=["text", "terms"],
-                highlight=highlight,
+                index=self.alias, routing=query.account_id, **request(query)
             )
         hits = found["hits"]["hits"]
         return SearchPage(
-            hits=[_hit(hit) for hit in hits[: query.limit]],
+            hits=[hit(found_hit) for found_hit in hits[: query.limit]],
             total=int(found["hits"]["total"]["value"]),
             more=len(hits) > query.limit,
         )
@@ -372,64 +350,3 @@ class ElasticGeneration:
                     break
                 after = hits[-1]["sort"]
         return {"docs": dict(sorted(docs.items()))}
-
-
-def _escape(text: str) -> str:
-    return _SPECIAL.sub(r"\\\1", text)
-
-
-def query_string(clauses: Sequence[Clause]) -> str:
-    """`simple_query_string` syntax rebuilt from parsed clauses: the user's text never
-    reaches the parser except as quoted phrases or escaped prefix words."""
-    parts = []
-    for clause in clauses:
-        if clause.prefix:
-            body = _escape(clause.text) + "*"
-        else:
-            body = '"' + clause.text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        parts.append(("-" if clause.exclude else "") + body)
-    return " ".join(parts)
-
-
-def _query(q: SearchQuery) -> dict[str, Any]:
-    # Tenant isolation: every query is routed by account and filtered on it.
-    filters: list[dict[str, Any]] = [
-        {"term": {"account_id": q.account_id}},
-        {"term": {"source": q.source}},
-    ]
-    if q.key is not None:
-        filters.append({"term": {"id": q.key}})
-    filters += [{"term": {f"terms.{path}": value}} for path, value in q.filters]
-    boolean: dict[str, Any] = {"filter": filters}
-    if q.clauses:
-        sqs = {
-            "query": query_string(q.clauses),
-            "fields": ["text"],
-            "default_operator": "and",
-            "flags": SQS_FLAGS,
-        }
-        boolean["must"] = [{"simple_query_string": sqs}]
-    return {"bool": boolean}
-
-
-def _sort(sort: Sort) -> list[dict[str, Any]]:
-    order = "desc" if sort.descending else "asc"
-    tiebreak = {"id": "asc"}
-    if sort.field == "_score":
-        return [{"_score": "desc"}, tiebreak]
-    if sort.field == "updated_at":
-        return [{"updated_us": order}, tiebreak]
-    if sort.field == "id":
-        return [{"id": order}]
-    return [{f"terms.{sort.path}": {"order": order, "missing": "_last"}}, tiebreak]
-
-
-def _hit(hit: dict[str, Any]) -> SearchHit:
-    source = hit["_source"]
-    marked = hit.get("highlight", {}).get("text", [])
-    return SearchHit(
-        record=record(source),
-        score=float(hit.get("_score") or 0.0),
-        highlights=highlights(align(text_values(source["data"]), marked)),
-        sort=tuple(hit["sort"]),
-    )

@@ -14,19 +14,17 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
-from infra.adapters.search.common import POST, PRE, highlights, record, stored
+from infra.adapters.search.common import stored
+from infra.adapters.search.sqlite_query import COLUMNS, SEP, Search, Tables, stored_row
 from projections.search import (
-    Clause,
     IndexDoc,
     SearchChange,
-    SearchHit,
     SearchPage,
     SearchQuery,
-    Sort,
     latest,
     terms,
     text_values,
@@ -35,19 +33,8 @@ from projections.search import (
 T = TypeVar("T")
 
 # Like Elasticsearch's standard analyzer as far as FTS5 goes: lowercase, no folding of
-# diacritics, `_` inside words; values are joined by a separator that is never a token.
+# diacritics, `_` inside words (values are joined by SEP, never part of a token).
 TOKENIZER = "unicode61 remove_diacritics 0 tokenchars '_'"
-SEP = "\x1e"
-_COLUMNS = "d.rowid, d.doc_id, d.account_id, d.source, d.key, d.version, d.position, "
-_COLUMNS += "d.updated_at, d.updated_us, d.data"
-
-
-class Tables(NamedTuple):
-    docs: str
-    fts: str
-    terms: str
-    gone: str
-    checkpoints: str
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -153,7 +140,9 @@ class SQLiteSearchIndex:
 
     # SearchReader
     async def search(self, query: SearchQuery) -> SearchPage:
-        return await self._on_reader(lambda: _Search(self, self._active_now(), query).run())
+        return await self._on_reader(
+            lambda: Search(self._read, self.tables(self._active_now()), query).run()
+        )
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -246,142 +235,8 @@ class SQLiteSearchGeneration:
     async def dump(self) -> dict[str, dict[str, Any]]:
         def read() -> dict[str, dict[str, Any]]:
             rows = self.store._read.execute(
-                f"SELECT {_COLUMNS} FROM {self.t.docs} d ORDER BY d.doc_id"
+                f"SELECT {COLUMNS} FROM {self.t.docs} d ORDER BY d.doc_id"
             ).fetchall()
-            return {"docs": {row[1]: _stored(row) for row in rows}}
+            return {"docs": {row[1]: stored_row(row) for row in rows}}
 
         return await self.store._on_reader(read)
-
-
-def _stored(row: Sequence[Any]) -> dict[str, Any]:
-    _, _, account_id, source, key, version, position, updated_at, updated_us, data = row
-    return {
-        "account_id": account_id,
-        "source": source,
-        "id": key,
-        "version": version,
-        "position": position,
-        "updated_at": updated_at,
-        "updated_us": updated_us,
-        "data": orjson.loads(data),
-    }
-
-
-def match_expression(clauses: Sequence[Clause]) -> str:
-    """An FTS5 query from parsed clauses: every clause is a quoted phrase (FTS5 tokenizes
-    inside the quotes), so no user text is ever FTS5 syntax."""
-
-    def phrase(clause: Clause) -> str:
-        quoted = '"' + clause.text.replace('"', '""') + '"'
-        return quoted + " *" if clause.prefix else quoted
-
-    expression = " AND ".join(phrase(c) for c in clauses if not c.exclude)
-    excluded = [phrase(c) for c in clauses if c.exclude]
-    if excluded:
-        expression = f"({expression}) NOT ({' OR '.join(excluded)})"
-    return expression
-
-
-class _Search:
-    """One query against one generation, on the reader thread."""
-
-    def __init__(self, store: SQLiteSearchIndex, generation: int, query: SearchQuery) -> None:
-        self.conn = store._read
-        self.t = store.tables(generation)
-        self.q = query
-
-    def _matching(self) -> tuple[str, list[Any], str]:
-        """FROM ... WHERE ... of every hit (tenant and source always), and the score."""
-        t, q = self.t, self.q
-        where = ["d.account_id = ?", "d.source = ?"]
-        params: list[Any] = [q.account_id, q.source]
-        if q.key is not None:
-            where.append("d.key = ?")
-            params.append(q.key)
-        for path, value in q.filters:
-            where.append(
-                f"EXISTS (SELECT 1 FROM {t.terms} t "
-                "WHERE t.doc = d.rowid AND t.path = ? AND t.value = ?)"
-            )
-            params += [path, value]
-        if not q.clauses:
-            return f"{t.docs} d WHERE {' AND '.join(where)}", params, "0.0"
-        source = f"{t.fts} CROSS JOIN {t.docs} d ON d.rowid = {t.fts}.rowid"  # FTS5 first
-        where.insert(0, f"{t.fts} MATCH ?")
-        params.insert(0, match_expression(q.clauses))
-        return f"{source} WHERE {' AND '.join(where)}", params, f"-bm25({t.fts})"
-
-    def _order(self, sort: Sort) -> tuple[str, list[Any], str, str, list[Any]]:
-        """(sort value expression, its params, ORDER BY, cursor condition, its params)."""
-        after = self.q.after
-        up = ">" if not sort.descending else "<"
-        way = "DESC" if sort.descending else "ASC"
-        if sort.field == "_score":
-            cond = "(score < ? OR (score = ? AND key > ?))"
-            args = [after[0], after[0], after[1]] if after else []
-            return "NULL", [], "score DESC, key ASC", cond, args
-        if sort.field == "updated_at":
-            cond = f"(updated_us {up} ? OR (updated_us = ? AND key > ?))"
-            args = [after[0], after[0], after[1]] if after else []
-            return "NULL", [], f"updated_us {way}, key ASC", cond, args
-        if sort.field == "id":
-            return "NULL", [], f"key {way}", f"key {up} ?", [after[0]] if after else []
-        pick = "MAX" if sort.descending else "MIN"  # like Elasticsearch on many values
-        value = f"(SELECT {pick}(value) FROM {self.t.terms} t WHERE t.doc = d.rowid AND t.path = ?)"
-        order = f"sv IS NULL, sv {way}, key ASC"  # missing values last, either way
-        if after and after[0] is None:
-            return value, [sort.path], order, "(sv IS NULL AND key > ?)", [after[1]]
-        cond = f"(sv IS NULL OR sv {up} ? OR (sv = ? AND key > ?))"
-        return value, [sort.path], order, cond, [after[0], after[0], after[1]] if after else []
-
-    def run(self) -> SearchPage:
-        q = self.q
-        matching, params, score = self._matching()
-        value, value_params, order, cond, cond_params = self._order(q.sort)
-        total = int(self.conn.execute(f"SELECT COUNT(*) FROM {matching}", params).fetchone()[0])
-        rows = self.conn.execute(
-            f"SELECT rid, key, score, updated_us, sv FROM (SELECT d.rowid AS rid, d.key AS key, "
-            f"d.updated_us AS updated_us, {score} AS score, {value} AS sv FROM {matching}) "
-            f"WHERE {cond if q.after else '1'} ORDER BY {order} LIMIT ?",
-            [*value_params, *params, *(cond_params if q.after else []), q.limit + 1],
-        ).fetchall()
-        page = rows[: q.limit]
-        docs = self._docs([row[0] for row in page])
-        marked = self._highlighted([row[0] for row in page]) if q.clauses else {}
-        hits = []
-        for rid, key, hit_score, updated_us, sv in page:
-            doc = docs[rid]
-            values = text_values(doc["data"])
-            parts = marked[rid].split(SEP) if rid in marked else []
-            pairs = [(path, text) for (path, _), text in zip(values, parts, strict=False)]
-            sort = {"_score": (hit_score, key), "updated_at": (updated_us, key), "id": (key,)}
-            hits.append(
-                SearchHit(
-                    record=record(doc),
-                    score=float(hit_score),
-                    highlights=highlights(pairs),
-                    sort=sort.get(q.sort.field, (sv, key)),
-                )
-            )
-        return SearchPage(hits=hits, total=total, more=len(rows) > q.limit)
-
-    def _docs(self, rowids: list[int]) -> dict[int, dict[str, Any]]:
-        if not rowids:
-            return {}
-        marks = ", ".join("?" * len(rowids))
-        rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM {self.t.docs} d WHERE d.rowid IN ({marks})", rowids
-        )
-        return {row[0]: _stored(row) for row in rows}
-
-    def _highlighted(self, rowids: list[int]) -> dict[int, str]:
-        if not rowids:
-            return {}
-        fts = self.t.fts
-        marks = ", ".join("?" * len(rowids))
-        rows = self.conn.execute(
-            f"SELECT rowid, highlight({fts}, 0, ?, ?) FROM {fts} "
-            f"WHERE {fts} MATCH ? AND rowid IN ({marks})",
-            [PRE, POST, match_expression(self.q.clauses), *rowids],
-        )
-        return {int(rowid): str(text) for rowid, text in rows}
