@@ -31,7 +31,13 @@ PARTITIONS = 3
 
 @pytest.fixture
 def kafka_settings(
-    pg_schema: Any, redis_url: str, redis_prefix: str, kafka_bootstrap: str, kafka_topic_prefix: str
+    pg_schema: Any,
+    redis_url: str,
+    redis_prefix: str,
+    kafka_bootstrap: str,
+    kafka_topic_prefix: str,
+    elasticsearch_url: str,
+    es_index_prefix: str,
 ) -> Settings:
     return from_env(
         {},
@@ -41,6 +47,8 @@ def kafka_settings(
         postgres_pool_size=4,
         redis_url=redis_url,
         redis_prefix=redis_prefix.rstrip(":"),
+        elasticsearch_url=elasticsearch_url,
+        elasticsearch_index_prefix=es_index_prefix,
         kafka_bootstrap=kafka_bootstrap,
         kafka_topic_prefix=kafka_topic_prefix,
         kafka_partitions=PARTITIONS,
