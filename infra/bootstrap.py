@@ -32,6 +32,7 @@ from commands.auth import EventStoreAuthenticator
 from commands.oauth import token as oauth_token
 from domain.access import Principal, Scope
 from domain.apikey import hash_token
+from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
 from infra.adapters.documents.redis import RedisDocumentStore
 from infra.adapters.documents.sqlite import SQLiteDocumentStore
 from infra.adapters.eventstore.codec import MetadataMapper, OrjsonTranscoder
@@ -54,7 +55,8 @@ from infra.config import Settings
 from infra.gateway.app import build_app
 from infra.gateway.auth import bearer
 from infra.gateway.metering import Meter
-from projections import lookups, search
+from projections import analytics, lookups, search
+from projections.analytics import AnalyticsChange
 from projections.changes import Positioned
 from projections.documents import document_repairs
 from projections.ports import DocumentStore, EventSource
@@ -65,7 +67,10 @@ from read_api.api import ROUTES as READ_ROUTES
 from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
 from read_api.listing import list_records
+from read_api.query import query_records
+from read_api.querylang import QueryLimits
 from read_api.search import ROUTES as SEARCH_ROUTES
+from read_api.usage import get_usage
 from schemas import contract
 from schemas.events import ProjectedEvent
 from streams.app import StreamSettings
@@ -106,6 +111,8 @@ class Platform:
 
     def slots(self, projection: str) -> range:
         """The feed slots projection `projection` has checkpoints for when complete."""
+        if projection == analytics.NAME and self.analytics_in_read_api:
+            return range(1)
         return self.settings.feed_slots(self.projections()[projection].reads_credentials)
 
     @property
@@ -127,8 +134,42 @@ class Platform:
     def search(self) -> Projection[SearchChange]:
         return Projection(search.NAME, self.search_index, search.changes)
 
+    @cached_property
+    def analytics_store(self) -> ClickHouseAnalyticsStore:
+        """ClickHouse, opened on first use: a server (STRATA_CLICKHOUSE_URL), or chdb, whose
+        data path one process owns (docs/adr/0009-analytics.md)."""
+        s = self.settings
+        target = Target.of(s.clickhouse_url, str(s.clickhouse_data_path))
+        store = ClickHouseAnalyticsStore(target)
+        self._closers.append(store.close)
+        return store
+
+    @property
+    def analytics(self) -> Projection[AnalyticsChange]:
+        return Projection(analytics.NAME, self.analytics_store, analytics.changes)
+
+    @property
+    def analytics_in_read_api(self) -> bool:
+        """With chdb, the process serving the read API owns the engine, so it also feeds
+        `analytics` from the log, whatever STRATA_PROJECTION_FEED says."""
+        return self.settings.clickhouse_url is None
+
+    def log_fed(self, *, projector: bool, serves_reads: bool) -> list[Projection[Any]]:
+        """The projections a process feeds from the log: a projector feeds them all, except
+        `analytics` on chdb, which the process serving the read API feeds."""
+        fed = []
+        for name, projection in self.projections().items():
+            owned = name == analytics.NAME and self.analytics_in_read_api
+            if serves_reads if owned else projector:
+                fed.append(projection)
+        return fed
+
     def projections(self) -> dict[str, Projection[Any]]:
-        return {lookups.NAME: self.lookups, search.NAME: self.search}
+        return {
+            lookups.NAME: self.lookups,
+            search.NAME: self.search,
+            analytics.NAME: self.analytics,
+        }
 
     async def watermark(self, projection: str) -> int:
         """The position up to which `projection` has applied every event (its lowest
@@ -316,24 +357,35 @@ class Platform:
         return build_app(
             name="read API",
             description="Queries over the read models, audit histories and past states.",
-            routes=[*READ_ROUTES, list_records, *SEARCH_ROUTES],
+            routes=[*READ_ROUTES, list_records, *SEARCH_ROUTES, query_records, get_usage],
             authenticate=bearer(keys, self._verify_token, keys.by_key),
             prepare=min_position_gate(
                 self.documents,
                 s.min_position_timeout,
                 self.feed_slots,
-                others={search.NAME: lambda: self.watermark(search.NAME)},
+                others={
+                    search.NAME: lambda: self.watermark(search.NAME),
+                    analytics.NAME: lambda: self.watermark(analytics.NAME),
+                },
             ),
             services={
                 "docs": self.documents,
                 "events": AsyncHistory(self.log),
                 "search_index": self.search_index,
                 "jwks": self.tokens.jwks,
+                "analytics": self.analytics_store,
+                "usage": self.analytics_store,
+                "query_limits": QueryLimits(
+                    max_rows=s.query_max_rows,
+                    max_execution_seconds=s.query_max_execution_seconds,
+                    max_memory_bytes=s.query_max_memory_bytes,
+                ),
             },
             checks={
                 "event_store": lambda: asyncio.to_thread(self.log.head),
                 "read_models": self.documents.checkpoints,
                 "search_index": self.search_index.checkpoints,
+                "analytics": self.analytics_store.checkpoints,
             },
             max_body_bytes=s.max_body_bytes,
             meter=self.meter,

@@ -38,7 +38,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     elasticsearch_index_prefix: str = "strata-"
     """The search index is `<prefix>search` (an alias over `<prefix>search-g<N>`)."""
     clickhouse_url: str | None = None
+    """A ClickHouse server, http(s)://user:password@host:8123/database. Unset: chdb in-process
+    at clickhouse_path, which one process owns (docs/adr/0009-analytics.md)."""
     clickhouse_path: str | None = None
+    """The chdb data path without clickhouse_url (default <data dir>/clickhouse)."""
+    query_max_rows: int = 10_000
+    query_max_execution_seconds: float = 10.0
+    query_max_memory_bytes: int = 1 << 30
 
     log_level: str = "info"
     log_format: Literal["json", "console"] = "json"
@@ -75,6 +81,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def clickhouse_data_path(self) -> Path:
+        if self.clickhouse_path:
+            return Path(self.clickhouse_path).expanduser().resolve()
+        return self.data_path / "clickhouse"
 
 
 # Each setting is read from STRATA_<NAME>; the README documents them with these defaults.

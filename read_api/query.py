@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from litestar import post
 from litestar.di import NamedDependency
-from litestar.params import SkipValidation
+from litestar.params import JSONBody, SkipValidation
 
 from domain.access import Scope
 from read_api.api import Meta_, MinPosition, MinPositionHeader, Principal_
@@ -28,7 +28,7 @@ Limits = NamedDependency[SkipValidation[QueryLimits]]
     summary="Filter, group and aggregate records (a JSON query language; never SQL)",
 )
 async def query_records(
-    data: Query,
+    data: JSONBody[Query],
     principal: Principal_,
     analytics: Analytics,
     query_limits: Limits,

@@ -26,6 +26,9 @@ Usage = NamedDependency[SkipValidation[UsageReader]]
 MOMENT = "ISO-8601 time or date (UTC unless it has an offset)"
 From = Annotated[str | None, QueryParameter(name="from", description=f"{MOMENT}; inclusive.")]
 To = Annotated[str | None, QueryParameter(name="to", description=f"{MOMENT}; exclusive.")]
+GranularityParam = Annotated[
+    Granularity, QueryParameter(name="granularity", description="hour (default) or day.")
+]
 
 
 def _floor(moment: datetime, granularity: Granularity) -> datetime:
@@ -92,7 +95,7 @@ async def get_usage(
     meta: Meta_,
     start: From = None,
     to: To = None,
-    granularity: Granularity = "hour",
+    granularity: GranularityParam = "hour",
     min_position: MinPosition = None,
     min_position_header: MinPositionHeader = None,
 ) -> Envelope[UsageView]:

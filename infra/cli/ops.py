@@ -13,6 +13,8 @@ from rich.table import Table
 from infra.bootstrap import Platform, bootstrap
 from infra.cli.options import data_dir_option, json_option, settings_for
 from infra.config import Settings, env_names
+from projections import analytics
+from projections.ports import StoreUnavailableError
 from projections.runner import CatchUpRunner
 
 # How long a rebuilt generation is live before the old one is dropped, so that running
@@ -83,15 +85,22 @@ def replay(projection: str, from_position: int | None, data_dir: str | None) -> 
     The rebuild fills a new generation beside the live one, then swaps them atomically, so
     the read API keeps serving throughout; live feeds carry on in the new generation.
     """
-    asyncio.run(_replay(settings_for(data_dir), projection, from_position))
+    try:
+        asyncio.run(_replay(settings_for(data_dir), projection, from_position))
+    except StoreUnavailableError as exc:  # e.g. a chdb path another process owns
+        raise click.ClickException(f"{projection}: {exc}") from None
 
 
 async def _status(platform: Platform) -> list[dict[str, int | str]]:
     head = await platform.source.head()
     rows: list[dict[str, int | str]] = []
     for name, projection in platform.projections().items():
-        writer = await projection.writer()
-        checkpoints = await writer.checkpoints()
+        try:
+            writer = await projection.writer()
+            checkpoints = await writer.checkpoints()
+        except StoreUnavailableError as exc:  # e.g. a chdb path another process owns
+            rows.append({"projection": name, "error": str(exc)})
+            continue
         position = min(checkpoints.get(slot, 0) for slot in platform.slots(name))
         row: dict[str, int | str] = {
             "projection": name,
@@ -100,7 +109,8 @@ async def _status(platform: Platform) -> list[dict[str, int | str]]:
             "head": head,
             "lag": head - position,
         }
-        if platform.settings.feed == "kafka":
+        log_fed = name == analytics.NAME and platform.analytics_in_read_api
+        if platform.settings.feed == "kafka" and not log_fed:
             row["kafka_lag"] = sum(p.lag for p in await platform.consumer_lag(name))
         rows.append(row)
     return rows
@@ -124,10 +134,10 @@ def status(data_dir: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return
-    columns = list(rows[0]) if rows else ["projection"]
+    columns = list(dict.fromkeys(c for row in rows for c in row)) or ["projection"]
     table = Table(*columns)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
+        table.add_row(*(str(row.get(c, "")) for c in columns))
     Console().print(table)
 
 

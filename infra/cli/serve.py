@@ -89,10 +89,10 @@ async def _background(
     """The non-HTTP parts: projection runners, the relay, and the servers' housekeeping
     (metering, which also flushes once more on stop; expiry of idempotent responses)."""
     tasks: list[asyncio.Task[None]] = []
-    if projections:
-        for projection in platform.projections().values():
-            runner = platform.runner(projection).run(stop)
-            tasks.append(asyncio.create_task(runner, name=f"projection {projection.name}"))
+    # chdb has one owner: the read API's process feeds `analytics` (ADR 0009).
+    for projection in platform.log_fed(projector=projections, serves_reads=read):
+        runner = platform.runner(projection).run(stop)
+        tasks.append(asyncio.create_task(runner, name=f"projection {projection.name}"))
     if relay:
         await platform.ensure_topics()
         tasks.append(asyncio.create_task(platform.relay().run(stop), name="relay"))

@@ -25,6 +25,8 @@ from domain import errors as domain
 from infra.gateway.context import fresh_request_id
 from projections.ports import StoreUnavailableError
 from read_api.consistency import ConsistencyTimeoutError, InvalidQueryError
+from read_api.ports import QueryLimitError
+from read_api.querylang import QueryError
 from schemas.envelope import ErrorBody, ErrorEnvelope, Meta
 
 log = structlog.get_logger("strata.errors")
@@ -44,6 +46,8 @@ APPLICATION_ERRORS: dict[type[Exception], tuple[int, str]] = {
     InvalidIdempotencyKeyError: (400, "INVALID_IDEMPOTENCY_KEY"),
     ConsistencyTimeoutError: (504, "CONSISTENCY_TIMEOUT"),
     InvalidQueryError: (400, "INVALID_PARAMETER"),
+    QueryError: (400, "INVALID_QUERY"),
+    QueryLimitError: (422, "QUERY_LIMIT_EXCEEDED"),
     StreamRejectedError: (422, "NO_VALID_RECORDS"),
     StoreUnavailableError: (503, "READ_MODEL_UNAVAILABLE"),
 }
