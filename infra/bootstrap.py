@@ -260,10 +260,11 @@ class Platform:
     async def consumer_lag(self, projection: str) -> list[PartitionLag]:
         """Kafka lag of a projection's consumer group, per partition."""
         topics = self.topics
+        reads_credentials = self.projections()[projection].reads_credentials
         return await consumer_lag(
             self.settings.kafka_bootstrap,
             self.consumer_group(projection),
-            [topics.events, topics.credentials],
+            [topics.events, topics.credentials] if reads_credentials else [topics.events],
         )
 
     async def dead_letters(self, projection: str) -> tuple[list[DeadLetter], int]:

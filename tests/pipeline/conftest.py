@@ -38,10 +38,12 @@ def kafka_settings(
     kafka_topic_prefix: str,
     elasticsearch_url: str,
     es_index_prefix: str,
+    tmp_path: Path,
 ) -> Settings:
     return from_env(
         {},
         mode="distributed",
+        data_dir=str(tmp_path / "data"),  # e.g. the chdb path `strata status` opens
         postgres_dsn=pg_schema.dsn,
         postgres_schema=pg_schema.schema,
         postgres_pool_size=4,
