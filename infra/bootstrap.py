@@ -24,7 +24,7 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from litestar import Litestar
 from psycopg.conninfo import conninfo_to_dict
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from commands.api import ROUTES as COMMAND_ROUTES
 from commands.api import IngestLimits
@@ -32,6 +32,7 @@ from commands.auth import EventStoreAuthenticator
 from commands.oauth import token as oauth_token
 from domain.access import Principal, Scope
 from domain.apikey import hash_token
+from domain.billing import Catalog
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
 from infra.adapters.documents.redis import RedisDocumentStore
 from infra.adapters.documents.sqlite import SQLiteDocumentStore
@@ -49,12 +50,15 @@ from infra.adapters.kafka.inspect import (
 )
 from infra.adapters.kafka.relay import Relay, RelayPositions
 from infra.adapters.kafka.topics import Topics, ensure_topics
+from infra.adapters.ratelimit import MemoryLimiter, RedisLimiter
 from infra.adapters.search.elastic import ElasticSearchIndex
 from infra.adapters.search.sqlite_fts import SQLiteSearchIndex
 from infra.config import Settings
 from infra.gateway.app import build_app
 from infra.gateway.auth import bearer
 from infra.gateway.metering import Meter
+from infra.gateway.ratelimit import Limiter, Policy, RateLimit
+from infra.plans import load_catalog
 from projections import analytics, lookups, search
 from projections.analytics import AnalyticsChange
 from projections.changes import Positioned
@@ -107,6 +111,7 @@ class Platform:
     admin_token_hash: str | None
     new_admin_token: str | None = None
     meter: Meter = field(default_factory=Meter)
+    limiter: Limiter = field(default_factory=MemoryLimiter)
     _closers: list[object] = field(default_factory=list)
 
     def slots(self, projection: str) -> range:
@@ -312,6 +317,22 @@ class Platform:
         ring.ensure()
         return JwtService(ring, s.jwt_issuer, s.jwt_audience, s.jwt_ttl_seconds)
 
+    @cached_property
+    def catalog(self) -> Catalog:
+        """Plans: fees, quotas, prices and rate limits (STRATA_PLANS_FILE or the defaults)."""
+        return load_catalog(self.settings.plans_file)
+
+    @cached_property
+    def rate_limit(self) -> RateLimit:
+        s = self.settings
+        policy = Policy(
+            catalog=self.catalog,
+            anonymous_per_minute=s.rate_limit_anonymous_per_minute,
+            failures_per_minute=s.rate_limit_failures_per_minute,
+            failure_mode=s.rate_limit_failure_mode,
+        )
+        return RateLimit(self.limiter, policy)
+
     def _verify_token(self, token: str) -> tuple[UUID, frozenset[Scope]] | None:
         try:
             return self.tokens.verify(token)
@@ -350,6 +371,7 @@ class Platform:
             checks={"event_store": lambda: asyncio.to_thread(self.log.head)},
             max_body_bytes=s.max_body_bytes,
             meter=self.meter,
+            rate_limit=self.rate_limit,
         )
 
     def read_app(self) -> Litestar:
@@ -390,6 +412,7 @@ class Platform:
             },
             max_body_bytes=s.max_body_bytes,
             meter=self.meter,
+            rate_limit=self.rate_limit,
         )
 
     async def aclose(self) -> None:
@@ -473,7 +496,11 @@ def _distributed(settings: Settings) -> Platform:
     recorder = PostgresRecorder(postgres_datastore(settings))
     recorder.create_table()
     log = EventLog(recorder, _mapper())
-    redis = Redis.from_url(settings.redis_url)
+    # A bounded pool: a burst of requests waits for a connection instead of opening thousands.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_pool_size, timeout=10
+    )
+    redis = Redis(connection_pool=pool)
     documents = RedisDocumentStore(redis, lookups.NAME, prefix=settings.redis_prefix)
     source = ListenNotifyEventSource(log, settings.postgres_dsn, channel=recorder.channel_name)
     elastic = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=30)
@@ -484,6 +511,7 @@ def _distributed(settings: Settings) -> Platform:
         source=source,
         search_index=ElasticSearchIndex(elastic, settings.elasticsearch_index_prefix),
         admin_token_hash=hash_token(settings.admin_token),
+        limiter=RedisLimiter(redis, settings.redis_prefix),
     )
     platform._closers += [redis.aclose, source.close, elastic.close]
     return platform

@@ -25,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     postgres_pool_size: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "strata"
+    redis_pool_size: int = 64
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = "strata."
     kafka_partitions: int = 6
@@ -61,6 +62,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_issuer: str = "strata"
     jwt_audience: str = "strata-api"
     jwt_ttl_seconds: int = 900
+    plans_file: str | None = None
+    """JSON with the plans' fees, quotas, prices and rate limits (default: built in)."""
+    rate_limit_anonymous_per_minute: int = 120
+    rate_limit_failures_per_minute: int = 20
+    rate_limit_failure_mode: Literal["open", "closed"] = "open"
+    """What happens when the limiter's store (Redis) is unreachable: let calls through or
+    refuse them with 503."""
     jwt_keys_file: str | None = None
     """The signing-key ring (JSON, 0600); default <data dir>/jwt-keys.json. Every process of
     a deployment must read the same file (e.g. a mounted secret volume)."""

@@ -25,6 +25,7 @@ from infra.gateway.context import RequestContextMiddleware
 from infra.gateway.errors import EXCEPTION_HANDLERS
 from infra.gateway.health import Check, health, jwks, readiness
 from infra.gateway.metering import Meter
+from infra.gateway.ratelimit import RateLimit
 
 VERSION = "0.1.0"
 
@@ -47,6 +48,7 @@ def build_app(
     max_body_bytes: int,
     prepare: Prepare | None = None,
     meter: Meter | None = None,
+    rate_limit: RateLimit | None = None,
     cors_origins: Sequence[str] = (),
 ) -> Litestar:
     dependencies = {key: _constant(value) for key, value in services.items()}
@@ -59,14 +61,18 @@ def build_app(
             Router(
                 "/",
                 route_handlers=list(routes),
-                guards=[authorization_guard(authenticate, prepare)],
+                guards=[authorization_guard(authenticate, prepare, rate_limit)],
             ),
             health,
             readiness,
             jwks,
         ],
         dependencies=dependencies,
-        middleware=[DefineMiddleware(RequestContextMiddleware, service=name, meter=meter)],
+        middleware=[
+            DefineMiddleware(
+                RequestContextMiddleware, service=name, meter=meter, rate_limit=rate_limit
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,

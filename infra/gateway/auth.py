@@ -12,6 +12,8 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
 from domain.access import Principal, Scope
+from infra.gateway.context import RATE_LIMIT_STATE
+from infra.gateway.ratelimit import RateLimit
 from schemas.envelope import Meta
 
 Authenticator = Callable[[str], Awaitable[Principal | None]]
@@ -55,7 +57,9 @@ Prepare = Callable[[ASGIConnection], Awaitable[None]]  # type: ignore[type-arg]
 
 
 def authorization_guard(
-    authenticate: Authenticator, prepare: Prepare | None = None
+    authenticate: Authenticator,
+    prepare: Prepare | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> Callable[..., Awaitable[None]]:
     """`prepare` runs before authentication; the read API uses it to wait for
     `min_position`, so a key issued by that very write is already readable."""
@@ -72,9 +76,17 @@ def authorization_guard(
         if not token:
             raise NotAuthorizedException("missing credentials: send Authorization: Bearer <key>")
         principal = await authenticate(token)
+        ip = connection.client.host if connection.client else "unknown"
         if principal is None:
+            if rate_limit is not None:
+                await rate_limit.failed(ip)
             raise NotAuthorizedException("invalid credentials")
         connection.state.principal = principal
+        if rate_limit is not None:
+            buckets = rate_limit.policy.for_principal(principal)
+            decision = await rate_limit.admit(buckets, f"key {principal.key_id}")
+            if decision is not None:
+                connection.state[RATE_LIMIT_STATE] = decision
         principal.require(needed)
 
     return guard

@@ -1,21 +1,39 @@
-"""Request ids and one structured log line per request."""
+"""Request ids, rate-limit headers, metering and one structured log line per request."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
+import msgspec
 import structlog
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from infra.gateway.metering import Meter
+from infra.gateway.ratelimit import (
+    RateLimit,
+    RateLimitedError,
+    RateLimiterUnavailableError,
+)
+from schemas.envelope import ErrorBody, ErrorEnvelope, Meta
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 log = structlog.get_logger("strata.http")
+
+
+RATE_LIMIT_STATE = "rate_limit"
+CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
+
+
+def client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def fresh_request_id(incoming: str | bytes | None) -> str:
@@ -30,17 +48,26 @@ class RequestContextMiddleware:
     """Takes X-Request-ID from the request when it is well formed, else makes one; echoes it
     on the response and logs the request when it ends. Never logs headers or bodies."""
 
-    def __init__(self, app: ASGIApp, service: str, meter: Meter | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: str,
+        meter: Meter | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
         self.app = app
         self.service = service
         self.meter = meter
+        self.rate_limit = rate_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        request_id = fresh_request_id(dict(scope["headers"]).get(REQUEST_ID_HEADER))
-        scope.setdefault("state", {})["request_id"] = request_id
+        headers = dict(scope["headers"])
+        request_id = fresh_request_id(headers.get(REQUEST_ID_HEADER))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 
@@ -48,13 +75,22 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER, request_id.encode()))
-                message["headers"] = headers
+                extra = list(message.get("headers", []))
+                extra.append((REQUEST_ID_HEADER, request_id.encode()))
+                decision = state.get(RATE_LIMIT_STATE)
+                if decision is not None and not any(k == b"x-ratelimit-limit" for k, _ in extra):
+                    extra += [
+                        (k.lower().encode(), v.encode()) for k, v in decision.headers().items()
+                    ]
+                message["headers"] = extra
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            refusal = await self._precheck(scope, headers, state)
+            if refusal is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                await refusal(scope, receive, send_with_id)
         finally:
             route = scope.get("path_template") or scope.get("path", "")
             principal = scope.get("state", {}).get("principal")
@@ -62,6 +98,7 @@ class RequestContextMiddleware:
                 self.meter.count(str(principal.account_id), self.service, route)
             log.info(
                 "request",
+                client=client_ip(scope),
                 service=self.service,
                 method=scope.get("method"),
                 route=route,
@@ -72,3 +109,49 @@ class RequestContextMiddleware:
                 if principal and principal.account_id
                 else None,
             )
+
+    async def _precheck(
+        self, scope: Scope, headers: dict[bytes, bytes], state: dict[str, Any]
+    ) -> ASGIApp | None:
+        """Per-IP limits before routing: calls without credentials share an anonymous
+        bucket; a client with too many failed authentications is refused outright."""
+        if self.rate_limit is None:
+            return None
+        ip = client_ip(scope)
+        try:
+            if any(h in headers for h in CREDENTIAL_HEADERS):
+                decision = await self.rate_limit.blocked_for_failures(ip)
+            else:
+                decision = await self.rate_limit.admit([self.rate_limit.policy.anonymous(ip)], ip)
+        except RateLimitedError as exc:
+            state[RATE_LIMIT_STATE] = exc.decision
+            return refusal(state["request_id"], 429, "RATE_LIMITED", str(exc))
+        except RateLimiterUnavailableError as exc:
+            return refusal(state["request_id"], 503, "RATE_LIMITER_UNAVAILABLE", str(exc))
+        if decision is not None:
+            state[RATE_LIMIT_STATE] = decision
+        return None
+
+
+def refusal(request_id: str, status: int, code: str, message: str) -> ASGIApp:
+    """An error envelope answered before routing (no Litestar request exists yet)."""
+    body = msgspec.json.encode(
+        ErrorEnvelope(
+            error=ErrorBody(code=code, message=message, status=status),
+            meta=Meta(
+                timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                request_id=request_id,
+            ),
+        )
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+        await send(start)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return app

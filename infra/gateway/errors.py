@@ -23,6 +23,7 @@ from commands.ports import ConcurrencyError
 from commands.streaming import StreamRejectedError
 from domain import errors as domain
 from infra.gateway.context import fresh_request_id
+from infra.gateway.ratelimit import RateLimitedError, RateLimiterUnavailableError
 from projections.ports import StoreUnavailableError
 from read_api.consistency import ConsistencyTimeoutError, InvalidQueryError
 from read_api.ports import QueryLimitError
@@ -50,6 +51,7 @@ APPLICATION_ERRORS: dict[type[Exception], tuple[int, str]] = {
     QueryLimitError: (422, "QUERY_LIMIT_EXCEEDED"),
     StreamRejectedError: (422, "NO_VALID_RECORDS"),
     StoreUnavailableError: (503, "READ_MODEL_UNAVAILABLE"),
+    RateLimiterUnavailableError: (503, "RATE_LIMITER_UNAVAILABLE"),
 }
 
 HTTP_CODES: dict[int, str] = {
@@ -148,6 +150,10 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
         status = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 400)
         details = [{"field": exc.field}] if isinstance(exc, domain.InvalidValueError) else None
         return error_response(request, status, exc.code, exc.message, details)
+    if isinstance(exc, RateLimitedError):
+        return error_response(
+            request, 429, "RATE_LIMITED", str(exc), headers=exc.decision.headers()
+        )
     for cls, (status, code) in APPLICATION_ERRORS.items():
         if isinstance(exc, cls):
             details = getattr(exc, "details", None)
