@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from domain.errors import InvalidValueError
 
+HOUR = timedelta(hours=1)
 RECORDS = "records_ingested"
 API_CALLS = "api_calls"
 BILLED_METRICS = (RECORDS, API_CALLS)
@@ -153,7 +154,9 @@ def invoice(
     start, end = period_bounds(period)
     seconds = (end - start).total_seconds()
     bill = Invoice(account_id, period, catalog.currency, start, end)
-    for span in plan_spans(history, start, end):
+    spans = plan_spans(history, start, end)
+    usage_of = _attribute(spans, hourly_usage)
+    for index, span in enumerate(spans):
         terms = catalog.terms(span.plan)
         held = (span.end - span.start).total_seconds()
         if terms.monthly_fee:
@@ -170,9 +173,7 @@ def invoice(
                 )
             )
         for metric in BILLED_METRICS:
-            used = sum(
-                v for hour, m, v in hourly_usage if m == metric and span.start <= hour < span.end
-            )
+            used = usage_of[index].get(metric, 0)
             included = _share(terms.included.get(metric, 0), held, seconds)
             price = terms.overage.get(metric, Price(0, 1))
             over = max(used - included, 0)
@@ -189,6 +190,25 @@ def invoice(
                 )
             )
     return bill
+
+
+def _attribute(
+    spans: Sequence[PlanSpan], hourly_usage: Sequence[tuple[datetime, str, int]]
+) -> list[dict[str, int]]:
+    """Usage per span: an hour's usage goes to the plan that held most of that hour (the
+    later one on a tie); hours no plan held (before opening, after closing) are not billed."""
+    totals: list[dict[str, int]] = [{} for _ in spans]
+    for hour, metric, value in hourly_usage:
+        until = hour + HOUR
+        overlaps = [
+            (min(until, s.end) - max(hour, s.start), index)
+            for index, s in enumerate(spans)
+            if s.start < until and hour < s.end
+        ]
+        if overlaps:
+            _, index = max(overlaps)
+            totals[index][metric] = totals[index].get(metric, 0) + value
+    return totals
 
 
 def _day(moment: datetime) -> str:

@@ -70,6 +70,7 @@ from projections.search import SearchChange, SearchStore
 from read_api.api import ROUTES as READ_ROUTES
 from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
+from read_api.billing import get_invoice
 from read_api.listing import list_records
 from read_api.query import query_records
 from read_api.querylang import QueryLimits
@@ -380,7 +381,14 @@ class Platform:
         return build_app(
             name="read API",
             description="Queries over the read models, audit histories and past states.",
-            routes=[*READ_ROUTES, list_records, *SEARCH_ROUTES, query_records, get_usage],
+            routes=[
+                *READ_ROUTES,
+                list_records,
+                *SEARCH_ROUTES,
+                query_records,
+                get_usage,
+                get_invoice,
+            ],
             authenticate=bearer(keys, self._verify_token, keys.by_key),
             prepare=min_position_gate(
                 self.documents,
@@ -398,6 +406,7 @@ class Platform:
                 "jwks": self.tokens.jwks,
                 "analytics": self.analytics_store,
                 "usage": self.analytics_store,
+                "catalog": self.catalog,
                 "query_limits": QueryLimits(
                     max_rows=s.query_max_rows,
                     max_execution_seconds=s.query_max_execution_seconds,

@@ -85,7 +85,7 @@ def total(rows: list[UsageRow], start: datetime) -> UsageRow:
 
 @get(
     "/v1/usage/{account_id:uuid}",
-    opt={"scope": Scope.ACCOUNT_ADMIN, "reads": "analytics"},
+    opt={"scope": Scope.BILLING_READ, "reads": "analytics"},
     summary="Metered usage per hour or day: records and bytes ingested, API calls by class",
 )
 async def get_usage(

@@ -150,7 +150,7 @@ async def test_usage_per_hour_and_day(stack: Stack) -> None:
     assert sum(d["api_calls"].get("read", 0) for d in days) == 7
     assert all(d["period_start"].endswith("T00:00:00Z") for d in days)
 
-    # Another tenant's usage is not found; a key without account:admin is refused.
+    # Another tenant's usage is not found; a key without billing:read is refused.
     assert_error(
         await stack.read.get(f"/v1/usage/{tenant.account_id}", headers=other.auth), 404, "NOT_FOUND"
     )
