@@ -66,6 +66,7 @@ class QueryLimits:
 
     def settings(self) -> dict[str, Any]:
         return {
+            "readonly": 2,  # defence in depth: a compiled query only ever reads
             "max_result_rows": self.max_rows,
             "result_overflow_mode": "throw",
             "max_execution_time": self.max_execution_seconds,

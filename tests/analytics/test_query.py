@@ -168,6 +168,7 @@ def test_the_sql_binds_every_value() -> None:
     assert compiled.parameters["p0"] == ACCOUNT
     assert ["paid", EVIL] in compiled.parameters.values()
     assert compiled.settings["result_overflow_mode"] == "throw"
+    assert compiled.settings["readonly"] == 2
 
 
 async def test_limits_are_reported_by_name(seeded: ClickHouseAnalyticsStore) -> None:
