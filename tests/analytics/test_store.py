@@ -213,3 +213,31 @@ async def test_rebuild_equals_incremental(store: ClickHouseAnalyticsStore, event
     assert incremental["usage_totals"]["records_ingested"] == puts
     await target.swap()
     assert (await live.writer()).generation == target.writer.generation
+
+
+async def test_usage_sums_reports_per_period(
+    store: ClickHouseAnalyticsStore, events: Events
+) -> None:
+    jan, feb = datetime(2026, 1, 31, 23, tzinfo=UTC), datetime(2026, 2, 1, 0, tzinfo=UTC)
+    log = [
+        events.usage(jan, {"read": 2, "query": 1}),
+        events.usage(jan, {"read": 3}),  # another process, same account-hour
+        events.usage(feb, {"search": 4, "ingest": 0}),
+        events.usage(feb, {"read": 100}, account=OTHER),
+    ]
+    await projection(store).apply(log)
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    days = await store.usage(ACCOUNT, start, end, "day")
+    assert [(d.period_start.day, d.api_calls, d.query_calls, d.search_calls) for d in days] == [
+        (31, {"query": 1, "read": 5}, 1, 0),
+        (1, {"search": 4}, 0, 4),
+    ]
+    hours = await store.usage(ACCOUNT, feb, end, "hour")
+    assert [h.period_start for h in hours] == [feb]
+    january = await store.month_total(ACCOUNT, datetime(2026, 1, 15).date())
+    assert (january.period_start, january.api_calls) == (
+        datetime(2026, 1, 1, tzinfo=UTC),
+        {"query": 1, "read": 5},
+    )
+    empty = await store.month_total(ACCOUNT, datetime(2026, 12, 1).date())
+    assert (empty.period_start.month, empty.api_calls, empty.records_ingested) == (12, {}, 0)
