@@ -11,6 +11,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from infra.bootstrap import bootstrap
 from infra.cli import main
 from tests.conftest import embedded_settings
 
@@ -66,3 +67,21 @@ def test_status_and_replay_name_the_owner(tmp_path: Path) -> None:
     assert {"projection": "analytics", "generation": 2, "position": 0, "head": 0, "lag": 0} in (
         status
     )
+
+
+async def test_the_read_api_process_feeds_analytics_on_chdb(tmp_path: Path) -> None:
+    async def fed(url: str | None, **process: bool) -> list[str]:
+        platform = bootstrap(embedded_settings(tmp_path / "data", clickhouse_url=url))
+        try:
+            assert platform.slots("analytics") == range(1)  # the log's one slot, embedded
+            return [p.name for p in platform.log_fed(**process)]
+        finally:
+            await platform.aclose()
+
+    chdb, server = None, "http://u:p@clickhouse.example:8123/strata"
+    every = ["lookups", "search", "analytics"]
+    assert await fed(chdb, projector=True, serves_reads=True) == every  # strata dev
+    assert await fed(chdb, projector=True, serves_reads=False) == every[:2]  # projector
+    assert await fed(chdb, projector=False, serves_reads=True) == ["analytics"]  # read API
+    assert await fed(server, projector=True, serves_reads=False) == every
+    assert await fed(server, projector=False, serves_reads=True) == []
