@@ -6,6 +6,7 @@ Embedded vs distributed is decided here, once. Nothing else constructs adapters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import Sequence
@@ -54,8 +55,8 @@ from infra.adapters.ratelimit import MemoryLimiter, RedisLimiter
 from infra.adapters.search.elastic import ElasticSearchIndex
 from infra.adapters.search.sqlite_fts import SQLiteSearchIndex
 from infra.config import Settings
-from infra.gateway.app import build_app
-from infra.gateway.auth import bearer
+from infra.gateway.app import Gateway, build_app
+from infra.gateway.auth import Authenticator, Prepare, bearer
 from infra.gateway.metering import Meter
 from infra.gateway.ratelimit import Limiter, Policy, RateLimit
 from infra.plans import load_catalog
@@ -354,9 +355,10 @@ class Platform:
             name="command API",
             description="Commands: accounts, API keys and ingest. Every change is an event.",
             routes=[*COMMAND_ROUTES, oauth_token],
-            authenticate=bearer(api_key, self._verify_token, by_key),
+            gateway=self._gateway(bearer(api_key, self._verify_token, by_key)),
             services={
                 "keys": authenticator,
+                "positions": self.positions,
                 "tokens": self.tokens,
                 "jwks": self.tokens.jwks,
                 "store": self.log,
@@ -370,9 +372,6 @@ class Platform:
                 ),
             },
             checks={"event_store": lambda: asyncio.to_thread(self.log.head)},
-            max_body_bytes=s.max_body_bytes,
-            meter=self.meter,
-            rate_limit=self.rate_limit,
         )
 
     def read_app(self) -> Litestar:
@@ -389,17 +388,20 @@ class Platform:
                 get_usage,
                 get_invoice,
             ],
-            authenticate=bearer(keys, self._verify_token, keys.by_key),
-            prepare=min_position_gate(
-                self.documents,
-                s.min_position_timeout,
-                self.feed_slots,
-                others={
-                    search.NAME: lambda: self.watermark(search.NAME),
-                    analytics.NAME: lambda: self.watermark(analytics.NAME),
-                },
+            gateway=self._gateway(
+                bearer(keys, self._verify_token, keys.by_key),
+                prepare=min_position_gate(
+                    self.documents,
+                    s.min_position_timeout,
+                    self.feed_slots,
+                    others={
+                        search.NAME: lambda: self.watermark(search.NAME),
+                        analytics.NAME: lambda: self.watermark(analytics.NAME),
+                    },
+                ),
             ),
             services={
+                "positions": self.positions,
                 "docs": self.documents,
                 "events": AsyncHistory(self.log),
                 "search_index": self.search_index,
@@ -419,10 +421,31 @@ class Platform:
                 "search_index": self.search_index.checkpoints,
                 "analytics": self.analytics_store.checkpoints,
             },
+        )
+
+    def _gateway(self, authenticate: Authenticator, prepare: Prepare | None = None) -> Gateway:
+        s = self.settings
+        origins = tuple(o.strip() for o in s.cors_origins.split(",") if o.strip())
+        return Gateway(
+            authenticate=authenticate,
             max_body_bytes=s.max_body_bytes,
+            prepare=prepare,
             meter=self.meter,
             rate_limit=self.rate_limit,
+            timeout=s.request_timeout_seconds,
+            untimed=("/v1/ingest/stream",),
+            cors_origins=origins,
+            trust_forwarded_proto=s.trust_forwarded_proto,
         )
+
+    async def positions(self) -> tuple[int, dict[str, int]]:
+        """The log's head and each projection's watermark (for metrics and status)."""
+        head = await asyncio.to_thread(self.log.head)
+        applied: dict[str, int] = {}
+        for name in self.projections():
+            with contextlib.suppress(Exception):  # a store that is down is left out
+                applied[name] = await self.watermark(name)
+        return head, applied
 
     async def aclose(self) -> None:
         try:

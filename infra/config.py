@@ -51,6 +51,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "json"
 
     max_body_bytes: int = 10 * 1024 * 1024
+    request_timeout_seconds: float = 30.0
+    """Longest a request may take (408 after); NDJSON uploads are exempt."""
+    cors_origins: str = ""
+    """Comma-separated origins allowed to call the APIs from a browser (none by default)."""
+    trust_forwarded_proto: bool = False
+    """Behind a TLS-terminating proxy: trust X-Forwarded-Proto (for HSTS)."""
     max_batch_records: int = 10_000
     max_record_bytes: int = 256 * 1024
     max_line_bytes: int = 1024 * 1024

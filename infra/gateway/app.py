@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
@@ -23,9 +26,11 @@ from infra.gateway.auth import (
 )
 from infra.gateway.context import RequestContextMiddleware
 from infra.gateway.errors import EXCEPTION_HANDLERS
-from infra.gateway.health import Check, health, jwks, readiness
+from infra.gateway.health import Check, detailed_health, health, jwks, readiness
 from infra.gateway.metering import Meter
+from infra.gateway.observability import metrics
 from infra.gateway.ratelimit import RateLimit
+from schemas.envelope import ErrorEnvelope
 
 VERSION = "0.1.0"
 
@@ -37,45 +42,113 @@ def _constant(value: Any) -> Provide:
     return Provide(provide, use_cache=True)
 
 
+@dataclass(frozen=True)
+class Gateway:
+    """What wraps every route of an app: authentication, limits, metering, hygiene."""
+
+    authenticate: Authenticator
+    max_body_bytes: int
+    prepare: Prepare | None = None
+    meter: Meter | None = None
+    rate_limit: RateLimit | None = None
+    timeout: float | None = None
+    untimed: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    trust_forwarded_proto: bool = False
+
+    def cors(self) -> CORSConfig | None:
+        """An allow-list; a wildcard never goes with credentials."""
+        if not self.cors_origins:
+            return None
+        return CORSConfig(
+            allow_origins=list(self.cors_origins),
+            allow_credentials="*" not in self.cors_origins,
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "X-Correlation-ID",
+                "X-Strata-Min-Position",
+            ],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+                "X-Next-Cursor",
+            ],
+        )
+
+
+ERROR_RESPONSES = {
+    status: ResponseSpec(ErrorEnvelope, description=description, generate_examples=False)
+    for status, description in {
+        400: "Bad request: malformed JSON, invalid fields or parameters",
+        401: "Missing or invalid credentials",
+        403: "The credentials lack a scope this route needs",
+        404: "No such resource (another tenant's resources are reported missing)",
+        406: "No acceptable output format",
+        408: "The request took too long",
+        409: "Conflict with the current state, or a reused Idempotency-Key",
+        413: "The request body is too large",
+        422: "Understood but refused (e.g. a query limit was hit)",
+        429: "Rate limited; see Retry-After",
+        503: "A dependency is unavailable",
+        504: "The read model did not reach min_position in time",
+    }.items()
+}
+
+
+def _documented(routes: Sequence[ControllerRouterHandler]) -> list[ControllerRouterHandler]:
+    """Every guarded route documents the error envelope for the statuses the gateway uses."""
+    for handler in routes:
+        if isinstance(handler, HTTPRouteHandler):
+            handler.responses = {**ERROR_RESPONSES, **(handler.responses or {})}
+    return list(routes)
+
+
 def build_app(
     *,
     name: str,
     description: str,
     routes: Sequence[ControllerRouterHandler],
-    authenticate: Authenticator,
     services: dict[str, Any],
     checks: dict[str, Check],
-    max_body_bytes: int,
-    prepare: Prepare | None = None,
-    meter: Meter | None = None,
-    rate_limit: RateLimit | None = None,
-    cors_origins: Sequence[str] = (),
+    gateway: Gateway,
 ) -> Litestar:
     dependencies = {key: _constant(value) for key, value in services.items()}
     dependencies["checks"] = _constant(checks)
     dependencies["principal"] = Provide(provide_principal)
     dependencies["meta"] = Provide(provide_meta)
+    guard = authorization_guard(gateway.authenticate, gateway.prepare, gateway.rate_limit)
     return Litestar(
         route_handlers=[
-            # Every API route sits behind the guard; health and the docs are public.
-            Router(
-                "/",
-                route_handlers=list(routes),
-                guards=[authorization_guard(authenticate, prepare, rate_limit)],
-            ),
+            # Every API route sits behind the guard; health, metrics and docs are public.
+            Router("/", route_handlers=_documented(routes), guards=[guard]),
             health,
             readiness,
+            detailed_health,
             jwks,
+            metrics,
         ],
         dependencies=dependencies,
         middleware=[
             DefineMiddleware(
-                RequestContextMiddleware, service=name, meter=meter, rate_limit=rate_limit
+                RequestContextMiddleware,
+                service=name,
+                meter=gateway.meter,
+                rate_limit=gateway.rate_limit,
+                timeout=gateway.timeout,
+                untimed=gateway.untimed,
+                trust_forwarded_proto=gateway.trust_forwarded_proto,
             )
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        request_max_body_size=max_body_bytes,
-        cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,
+        request_max_body_size=gateway.max_body_bytes,
+        cors_config=gateway.cors(),
         openapi_config=OpenAPIConfig(
             title=f"Strata {name}",
             version=VERSION,

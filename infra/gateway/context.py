@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -14,6 +15,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from infra.gateway.metering import Meter
+from infra.gateway.observability import observe, security_headers
 from infra.gateway.ratelimit import (
     RateLimit,
     RateLimitedError,
@@ -54,11 +56,17 @@ class RequestContextMiddleware:
         service: str,
         meter: Meter | None = None,
         rate_limit: RateLimit | None = None,
+        timeout: float | None = None,
+        untimed: tuple[str, ...] = (),
+        trust_forwarded_proto: bool = False,
     ) -> None:
         self.app = app
         self.service = service
         self.meter = meter
         self.rate_limit = rate_limit
+        self.timeout = timeout
+        self.untimed = untimed
+        self.trust_forwarded_proto = trust_forwarded_proto
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -70,13 +78,19 @@ class RequestContextMiddleware:
         state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        responded = False
+        over_tls = scope.get("scheme") == "https" or (
+            self.trust_forwarded_proto and headers.get(b"x-forwarded-proto") == b"https"
+        )
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responded = True
                 extra = list(message.get("headers", []))
                 extra.append((REQUEST_ID_HEADER, request_id.encode()))
+                extra += security_headers(extra, over_tls)
                 decision = state.get(RATE_LIMIT_STATE)
                 if decision is not None and not any(k == b"x-ratelimit-limit" for k, _ in extra):
                     extra += [
@@ -86,13 +100,25 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            refusal = await self._precheck(scope, headers, state)
-            if refusal is None:
-                await self.app(scope, receive, send_with_id)
+            refused = await self._precheck(scope, headers, state)
+            if refused is None:
+                await self._within_timeout(scope, receive, send_with_id)
             else:
-                await refusal(scope, receive, send_with_id)
+                await refused(scope, receive, send_with_id)
+        except TimeoutError:
+            if responded:
+                raise  # a response already began: all that is left is to cut it
+            message = f"the request took longer than {self.timeout:g}s"
+            await refusal(request_id, 408, "REQUEST_TIMEOUT", message)(scope, receive, send_with_id)
         finally:
             route = scope.get("path_template") or scope.get("path", "")
+            observe(
+                self.service,
+                route if scope.get("path_template") else "unmatched",
+                str(scope.get("method")),
+                status,
+                time.perf_counter() - started,
+            )
             principal = scope.get("state", {}).get("principal")
             if self.meter is not None and principal is not None and principal.account_id:
                 self.meter.count(str(principal.account_id), self.service, route)
@@ -109,6 +135,15 @@ class RequestContextMiddleware:
                 if principal and principal.account_id
                 else None,
             )
+
+    async def _within_timeout(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Bounded processing time, except for long uploads (NDJSON streams) by design."""
+        path = str(scope.get("path", ""))
+        if self.timeout is None or path.startswith(self.untimed):
+            await self.app(scope, receive, send)
+            return
+        async with asyncio.timeout(self.timeout):
+            await self.app(scope, receive, send)
 
     async def _precheck(
         self, scope: Scope, headers: dict[bytes, bytes], state: dict[str, Any]

@@ -23,6 +23,7 @@ from commands.ports import ConcurrencyError
 from commands.streaming import StreamRejectedError
 from domain import errors as domain
 from infra.gateway.context import fresh_request_id
+from infra.gateway.observability import security_headers
 from infra.gateway.ratelimit import RateLimitedError, RateLimiterUnavailableError
 from projections.ports import StoreUnavailableError
 from read_api.consistency import ConsistencyTimeoutError, InvalidQueryError
@@ -82,9 +83,14 @@ def error_response(
 ) -> Response[bytes]:
     request_id = request.scope.get("state", {}).get("request_id")
     if request_id is None:
-        # No route matched, so the request-context middleware never ran: make the id here.
+        # No route matched, so the request-context middleware never ran: do its part here.
         request_id = fresh_request_id(request.headers.get("x-request-id"))
-        headers = {**(headers or {}), "X-Request-ID": request_id}
+        hygiene = security_headers([(b"content-type", b"application/json")], over_tls=False)
+        headers = {
+            **(headers or {}),
+            **{k.decode(): v.decode() for k, v in hygiene},
+            "X-Request-ID": request_id,
+        }
     meta = Meta(
         timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"), request_id=request_id
     )

@@ -26,7 +26,8 @@ PLANS = {
     "plans": {
         "basic": {"monthly_fee": 0, "rate_limit_per_minute": 120},
         "pro": {"monthly_fee": 100, "rate_limit_per_minute": 600},
-        "enterprise": {"monthly_fee": 1000, "rate_limit_per_minute": None},
+        # Unlimited by default; slow here so that a refill is easy to observe.
+        "enterprise": {"monthly_fee": 1000, "rate_limit_per_minute": 30},
     },
 }
 
@@ -100,15 +101,17 @@ async def test_concurrent_clients_never_exceed_the_limit_by_one_percent(limited:
 
 async def test_buckets_refill_as_specified(limited: Stack) -> None:
     stack = limited
-    tenant = await stack.new_account(plan="basic")  # 2 tokens a second
-    while (await stack.read.get("/v1/data/s/a", headers=tenant.auth)).status_code != 429:
+    tenant = await stack.new_account(plan="enterprise")  # 30 a minute: a token every 2 s
+    while (spent := await stack.read.get("/v1/data/s/a", headers=tenant.auth)).status_code != 429:
         pass
-    await asyncio.sleep(1.1)
-    codes = [
-        (await stack.read.get("/v1/data/s/a", headers=tenant.auth)).status_code for _ in range(3)
-    ]
-    assert codes[:2] == [404, 404]
-    assert codes[2] == 429
+    # Retry-After is whole seconds, rounded up: waiting that long (+0.1 s) refills one token
+    # plus at most half of another at this rate.
+    await asyncio.sleep(int(spent.headers["retry-after"]) + 0.1)
+    refilled = await stack.read.get("/v1/data/s/a", headers=tenant.auth)
+    assert refilled.status_code == 404, refilled.text  # one token came back...
+    again = await stack.read.get("/v1/data/s/a", headers=tenant.auth)
+    assert_error(again, 429, "RATE_LIMITED")  # ...and only one
+    assert 1 <= int(again.headers["retry-after"]) <= 2
 
 
 async def test_unauthenticated_calls_share_a_per_ip_bucket(limited: Stack) -> None:
