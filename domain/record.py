@@ -31,6 +31,15 @@ class Record(Aggregate):
         source: str
         key: str
         data: dict[str, Any]
+        # Transformations: when the source's pipeline transformed the record, `data` is the
+        # result, `raw` what was ingested and `transform` "<id>@<version>". Both are left out
+        # of the event (absent, not null) otherwise.
+        raw: dict[str, Any] | None = None
+        transform: str | None = None
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            _leave_out_absent(self)
 
     @dataclass(frozen=True)
     class Updated(Aggregate.Event):
@@ -38,6 +47,12 @@ class Record(Aggregate):
         source: str
         key: str
         data: dict[str, Any]
+        raw: dict[str, Any] | None = None  # as in Created
+        transform: str | None = None
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            _leave_out_absent(self)
 
         def apply(self, aggregate: Any) -> None:
             aggregate.data = self.data
@@ -75,11 +90,13 @@ class Record(Aggregate):
         current_version: int | None,
         timestamp: datetime,
         stream_id: UUID | None = None,
+        raw: dict[str, Any] | None = None,
+        transform: str | None = None,
     ) -> Record.Created | Record.Updated:
         """The event that upserts a record whose stream is at `current_version` (None: new).
 
         `stream_id` may be passed when the caller already derived it (it must equal
-        `record_id(account_id, source, key)`)."""
+        `record_id(account_id, source, key)`). `raw` and `transform`: see Created."""
         originator_id = stream_id or record_id(account_id, source, key)
         if current_version is None:
             return cls.Created(
@@ -91,6 +108,8 @@ class Record(Aggregate):
                 source=source,
                 key=key,
                 data=data,
+                raw=raw,
+                transform=transform,
             )
         return cls.Updated(
             originator_id=originator_id,
@@ -100,6 +119,8 @@ class Record(Aggregate):
             source=source,
             key=key,
             data=data,
+            raw=raw,
+            transform=transform,
         )
 
     def delete(self) -> None:
@@ -108,6 +129,14 @@ class Record(Aggregate):
         self.trigger_event(
             self.Deleted, account_id=self.account_id, source=self.source, key=self.key
         )
+
+
+def _leave_out_absent(event: Record.Created | Record.Updated) -> None:
+    """Optional fields left at None are not stored with the event (its payload stays as it
+    was before they existed); reading them then gives the class default, None."""
+    for name in ("raw", "transform"):
+        if vars(event).get(name, 0) is None:
+            object.__delattr__(event, name)
 
 
 _RECORD_TOPIC = get_topic(Record)

@@ -30,7 +30,13 @@ RecordKey = Annotated[
     msgspec.Meta(description="The record's key within its source (the `id` of the data API)."),
 ]
 RecordData = Annotated[
-    dict[str, Any], msgspec.Meta(description="The record's full new content, as ingested.")
+    dict[str, Any],
+    msgspec.Meta(
+        description=(
+            "The record's full new content: as ingested, or as the source's pipeline "
+            "transformed it (then `raw` holds what was ingested)."
+        )
+    ),
 ]
 SecretHash = Annotated[
     str,
@@ -133,6 +139,25 @@ class SourceRegisteredV1(msgspec.Struct, frozen=True, forbid_unknown_fields=Fals
 
 # --- Record: stream id = uuid5(account/source/key) ----------------------------------------------
 
+RawData = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description=(
+            "What was ingested, when the source's pipeline transformed it into `data`. "
+            "Added within version 1: absent when no pipeline applied."
+        )
+    ),
+]
+TransformRef = Annotated[
+    str,
+    msgspec.Meta(
+        description=(
+            "`<transformation id>@<version>`: the transform the source's pipeline applied. "
+            "Added within version 1: absent when no pipeline applied."
+        )
+    ),
+]
+
 
 class RecordCreatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """A record was ingested for the first time."""
@@ -141,6 +166,8 @@ class RecordCreatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     source: SourceName
     key: RecordKey
     data: RecordData
+    raw: RawData | msgspec.UnsetType = msgspec.UNSET
+    transform: TransformRef | msgspec.UnsetType = msgspec.UNSET
 
 
 class RecordUpdatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -150,6 +177,8 @@ class RecordUpdatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     source: SourceName
     key: RecordKey
     data: RecordData
+    raw: RawData | msgspec.UnsetType = msgspec.UNSET
+    transform: TransformRef | msgspec.UnsetType = msgspec.UNSET
 
 
 class RecordDeletedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -184,3 +213,60 @@ class UsageRecordedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
         dict[str, int],
         msgspec.Meta(description="Calls per route class: ingest, command, read, search, query."),
     ]
+
+
+# --- Transformation: stream id = the transformation's id ---------------------------------------
+
+TransformDocument = Annotated[
+    dict[str, Any],
+    msgspec.Meta(description='The transform document, {"steps": [...]} (docs/transforms.md).'),
+]
+TransformVersion = Annotated[
+    int, msgspec.Meta(description="The transform's version this event made: 1, 2, 3, ...")
+]
+
+
+class TransformationCreatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An account defined a transformation; this is its version 1."""
+
+    account_id: AccountId
+    name: Annotated[str, msgspec.Meta(description="The transformation's display name.")]
+    document: TransformDocument
+    version: TransformVersion
+
+
+class TransformationRevisedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A transformation got a new version (earlier versions stay as they were)."""
+
+    account_id: AccountId
+    version: TransformVersion
+    document: TransformDocument
+    name: Annotated[str | None, msgspec.Meta(description="The new name; null: unchanged.")]
+
+
+class TransformationArchivedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A transformation was archived ("deleted"): no new versions or uses; every version
+    stays readable."""
+
+    account_id: AccountId
+    reason: Reason
+
+
+# --- Source pipelines: stream id = uuid5(account/name), as Source.Registered ---------------------
+
+
+class SourcePipelineSetV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Records ingested into the source from now on are transformed by this transform version
+    (the events keep both the raw and the transformed record)."""
+
+    account_id: AccountId
+    name: SourceName
+    transform_id: Annotated[str, msgspec.Meta(description="The transformation's id.")]
+    transform_version: TransformVersion
+
+
+class SourcePipelineClearedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The source's pipeline was removed: records are stored as ingested again."""
+
+    account_id: AccountId
+    name: SourceName

@@ -150,6 +150,28 @@ def _record(event: str, struct: type[msgspec.Struct]) -> EventType:
     )
 
 
+def _transformation(event: str, struct: type[msgspec.Struct]) -> EventType:
+    return EventType(
+        name=f"Transformation.{event}",
+        ce_type=f"strata.transformation.{event.lower()}",
+        version=1,
+        struct=struct,
+        subject="transformations/{stream_id}",
+        account="{account_id}",
+    )
+
+
+def _source_pipeline(event: str, struct: type[msgspec.Struct], ce_event: str) -> EventType:
+    return EventType(
+        name=f"Source.{event}",
+        ce_type=f"strata.source.{ce_event}",
+        version=1,
+        struct=struct,
+        subject="sources/{name}",
+        account="{account_id}",
+    )
+
+
 TYPES: tuple[EventType, ...] = (
     _account("Opened", p.AccountOpenedV1, "opened"),
     _account("ProfileUpdated", p.AccountProfileUpdatedV1, "profile_updated"),
@@ -179,6 +201,12 @@ TYPES: tuple[EventType, ...] = (
         subject="usage/{hour}",
         account="{account_id}",
     ),
+    # Transformations (docs/transforms.md)
+    _transformation("Created", p.TransformationCreatedV1),
+    _transformation("Revised", p.TransformationRevisedV1),
+    _transformation("Archived", p.TransformationArchivedV1),
+    _source_pipeline("PipelineSet", p.SourcePipelineSetV1, "pipeline_set"),
+    _source_pipeline("PipelineCleared", p.SourcePipelineClearedV1, "pipeline_cleared"),
 )
 """Every event type Strata publishes. A new type goes here (and in docs/subscribers.md)."""
 

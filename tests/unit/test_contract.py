@@ -23,6 +23,7 @@ from domain.account import Account
 from domain.apikey import ApiKey
 from domain.record import Record, record_id
 from domain.source import Source
+from domain.transformation import Transformation
 from domain.usage import UsageReport
 from infra.adapters.eventstore.codec import MetadataMapper, OrjsonTranscoder
 from infra.adapters.eventstore.recorders import SQLiteRecorder
@@ -155,6 +156,11 @@ def test_the_types_cover_the_decisions() -> None:
         "Record.Updated",
         "Record.Deleted",
         "UsageReport.Recorded",
+        "Transformation.Created",
+        "Transformation.Revised",
+        "Transformation.Archived",
+        "Source.PipelineSet",
+        "Source.PipelineCleared",
     }
     for entry in TYPES:
         aggregate, event = entry.name.split(".")
@@ -341,6 +347,27 @@ def test_every_domain_event_fits_the_contract(tmp_path: Path) -> None:
         account_id=str(account.id), hour="2026-11-23T10:00:00+00:00", calls={"read": 3}
     )
     log.append([record, account, usage], ctx, lambda commit: commit)
+
+    # Transformations: a versioned transform, a source pipeline, a transformed record.
+    transformation = Transformation.define(
+        account_id=account.id, name="orders v1", document={"steps": [{"drop": ["secret"]}]}
+    )
+    transformation.revise({"steps": [{"drop": ["secret", "internal"]}]}, name="orders")
+    transformation.archive("replaced")
+    source.set_pipeline(transformation.id, 2)
+    transformed = Record.upsert_event(
+        account_id=str(account.id),
+        source="orders",
+        key="o-2",
+        data={"total": 1},
+        raw={"total": 1, "secret": "s"},
+        transform=f"{transformation.id}@2",
+        current_version=None,
+        timestamp=datetime.now(UTC),
+    )
+    log.append([transformation, source, transformed], ctx, lambda commit: commit)
+    source.clear_pipeline()
+    log.append([source], ctx, lambda commit: commit)
 
     projected = log.read(0, 100)
     assert {e.type for e in projected} == {t.name for t in TYPES}
