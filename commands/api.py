@@ -23,6 +23,7 @@ from litestar.params import (
     QueryParameter,
     SkipValidation,
 )
+from opentelemetry import propagate
 
 from commands import accounts
 from commands.idempotency import (
@@ -74,7 +75,14 @@ def _context(request: Request[Any, Any, Any], principal: Principal) -> CommandCo
     correlation = request.headers.get("x-correlation-id", "")
     if not _CORRELATION_ID.fullmatch(correlation):
         correlation = request_id
-    return CommandContext(principal=principal, correlation_id=correlation, causation_id=request_id)
+    trace_context: dict[str, str] = {}
+    propagate.inject(trace_context)
+    return CommandContext(
+        principal=principal,
+        correlation_id=correlation,
+        causation_id=request_id,
+        traceparent=trace_context.get("traceparent"),
+    )
 
 
 def _redact(result: object) -> object:

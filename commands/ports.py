@@ -56,11 +56,15 @@ class CommandContext:
     correlation_id: str
     causation_id: str | None = None
     idempotency: IdempotencyClaim | None = None
+    traceparent: str | None = None
+    """W3C trace context of the request, so the events' processing joins its trace."""
 
     def metadata(self) -> dict[str, str]:
         meta = {"correlation_id": self.correlation_id, "actor": self.principal.subject}
         if self.causation_id:
             meta["causation_id"] = self.causation_id
+        if self.traceparent:
+            meta["traceparent"] = self.traceparent
         return meta
 
 

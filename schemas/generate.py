@@ -51,6 +51,8 @@ _METADATA_DESCRIPTIONS = {
     "when the caller sent one, else the request id).",
     "causation_id": "Id of the request that caused the event.",
     "actor": "Who caused it: `operator`, or `key:<api key id>`.",
+    "traceparent": "W3C trace context of the request that caused the event (the CloudEvents "
+    "distributed-tracing extension), present when the request was traced.",
 }
 
 

@@ -17,12 +17,29 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind
+
 from projections.changes import Positioned
 from projections.ports import StoreUnavailableError
 from schemas import contract
 from schemas.events import ProjectedEvent
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("strata.streams")
+
+
+def _links(messages: Sequence[Incoming]) -> list[Link]:
+    """Links to the traces of the requests that wrote the events of a batch."""
+    found: list[Link] = []
+    for message in messages:
+        value = next((v for k, v in message.headers if k == "ce_traceparent"), None)
+        if value:
+            context = propagate.extract({"traceparent": value.decode(errors="replace")})
+            span_context = trace.get_current_span(context).get_span_context()
+            if span_context.is_valid:
+                found.append(Link(span_context))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +95,15 @@ class ProjectionWorker:
         self.stats = WorkerStats()
 
     async def handle(self, messages: Sequence[Incoming]) -> None:
+        with tracer.start_as_current_span(
+            f"project {self.projection.name}",
+            kind=SpanKind.CONSUMER,
+            links=_links(messages),
+            attributes={"messaging.batch.message_count": len(messages)},
+        ):
+            await self._handle(messages)
+
+    async def _handle(self, messages: Sequence[Incoming]) -> None:
         by_slot: dict[int, list[Incoming]] = {}
         for message in messages:
             by_slot.setdefault(self.slot_of(message.topic, message.partition), []).append(message)

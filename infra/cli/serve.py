@@ -14,6 +14,7 @@ import uvicorn
 from litestar import Litestar
 from rich.console import Console
 
+from infra import tracing
 from infra.bootstrap import Platform, bootstrap
 from infra.cli.options import data_dir_option, settings_for
 from infra.config import Settings
@@ -44,6 +45,8 @@ async def run_platform(
     banner: bool = False,
 ) -> int:
     """Run the chosen parts in one event loop until SIGINT/SIGTERM; 0 on a clean stop."""
+    names = [n for n, on in (("command", command), ("read", read), ("relay", relay)) if on]
+    tracing.configure("strata-" + "-".join(names or ["projector"]))
     platform = bootstrap(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -219,6 +222,7 @@ def worker(projection: str) -> None:
         raise click.ClickException(
             "STRATA_PROJECTION_FEED is 'log': projections are fed by `strata projector`/`dev`."
         )
+    tracing.configure(f"strata-worker-{projection}")
     platform = bootstrap(settings)
     if projection not in platform.projections():
         raise click.BadParameter(f"unknown projection; known: {', '.join(platform.projections())}")

@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,9 @@ import msgspec
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from opentelemetry.trace import Span
 
+from infra.gateway import tracing
 from infra.gateway.metering import Meter
 from infra.gateway.observability import observe, security_headers
 from infra.gateway.ratelimit import (
@@ -30,6 +33,14 @@ log = structlog.get_logger("strata.http")
 
 
 RATE_LIMIT_STATE = "rate_limit"
+
+
+@dataclass
+class _Outcome:
+    status: int = 500
+    responded: bool = False
+
+
 CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
 
 
@@ -77,64 +88,80 @@ class RequestContextMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
-        responded = False
+        outcome = _Outcome()
         over_tls = scope.get("scheme") == "https" or (
             self.trust_forwarded_proto and headers.get(b"x-forwarded-proto") == b"https"
         )
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
-                responded = True
+                outcome.status = message["status"]
+                outcome.responded = True
                 extra = list(message.get("headers", []))
                 extra.append((REQUEST_ID_HEADER, request_id.encode()))
                 extra += security_headers(extra, over_tls)
                 decision = state.get(RATE_LIMIT_STATE)
                 if decision is not None and not any(k == b"x-ratelimit-limit" for k, _ in extra):
-                    extra += [
-                        (k.lower().encode(), v.encode()) for k, v in decision.headers().items()
-                    ]
+                    limits = decision.headers().items()
+                    extra += [(k.lower().encode(), v.encode()) for k, v in limits]
                 message["headers"] = extra
             await send(message)
 
+        with tracing.server_span(self.service, scope, headers) as span:
+            try:
+                await self._respond(scope, receive, send_with_id, headers, outcome)
+            finally:
+                self._record(scope, span, outcome.status, started)
+
+    async def _respond(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        outcome: _Outcome,
+    ) -> None:
+        state = scope["state"]
         try:
             refused = await self._precheck(scope, headers, state)
             if refused is None:
-                await self._within_timeout(scope, receive, send_with_id)
+                await self._within_timeout(scope, receive, send)
             else:
-                await refused(scope, receive, send_with_id)
+                await refused(scope, receive, send)
         except TimeoutError:
-            if responded:
+            if outcome.responded:
                 raise  # a response already began: all that is left is to cut it
             message = f"the request took longer than {self.timeout:g}s"
-            await refusal(request_id, 408, "REQUEST_TIMEOUT", message)(scope, receive, send_with_id)
-        finally:
-            route = scope.get("path_template") or scope.get("path", "")
-            observe(
-                self.service,
-                route if scope.get("path_template") else "unmatched",
-                str(scope.get("method")),
-                status,
-                time.perf_counter() - started,
+            await refusal(state["request_id"], 408, "REQUEST_TIMEOUT", message)(
+                scope, receive, send
             )
-            principal = scope.get("state", {}).get("principal")
-            if self.meter is not None and principal is not None and principal.account_id:
-                self.meter.count(str(principal.account_id), self.service, route)
-            log.info(
-                "request",
-                client=client_ip(scope),
-                service=self.service,
-                method=scope.get("method"),
-                route=route,
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                request_id=request_id,
-                account_id=str(principal.account_id)
-                if principal and principal.account_id
-                else None,
-            )
+
+    def _record(self, scope: Scope, span: Span, status: int, started: float) -> None:
+        """The request's span attributes, metrics, metering and log line."""
+        request_id = scope["state"]["request_id"]
+        route = str(scope.get("path_template") or scope.get("path", ""))
+        span.update_name(f"{scope.get('method')} {route}")
+        span.set_attribute("http.route", route)
+        span.set_attribute("http.response.status_code", status)
+        span.set_attribute("strata.request_id", request_id)
+        elapsed = time.perf_counter() - started
+        matched = route if scope.get("path_template") else "unmatched"
+        observe(self.service, matched, str(scope.get("method")), status, elapsed)
+        principal = scope["state"].get("principal")
+        account = str(principal.account_id) if principal and principal.account_id else None
+        if self.meter is not None and account is not None:
+            self.meter.count(account, self.service, route)
+        log.info(
+            "request",
+            client=client_ip(scope),
+            service=self.service,
+            method=scope.get("method"),
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            request_id=request_id,
+            account_id=account,
+        )
 
     async def _within_timeout(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Bounded processing time, except for long uploads (NDJSON streams) by design."""

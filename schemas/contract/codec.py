@@ -30,6 +30,8 @@ METADATA_HEADERS: tuple[tuple[str, str], ...] = (
     ("correlation_id", "ce_correlationid"),
     ("causation_id", "ce_causationid"),
     ("actor", "ce_actor"),
+    # W3C trace context, as the CloudEvents distributed-tracing extension names it.
+    ("traceparent", "ce_traceparent"),
 )
 """ProjectedEvent.metadata keys carried as extension attributes (omitted when absent).
 Other metadata keys are not part of the contract and are not published."""

@@ -188,7 +188,12 @@ CREATED = ProjectedEvent(
     type="Record.Created",
     timestamp=datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=timezone(timedelta(hours=2))),
     payload={"account_id": ACCOUNT, "source": "orders", "key": "o-1", "data": {"total": 9.5}},
-    metadata={"correlation_id": "corr-1", "causation_id": "req-1", "actor": "operator"},
+    metadata={
+        "correlation_id": "corr-1",
+        "causation_id": "req-1",
+        "actor": "operator",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    },
 )
 
 
@@ -215,6 +220,7 @@ def test_headers_of_an_event_exactly() -> None:
         ("ce_correlationid", b"corr-1"),
         ("ce_causationid", b"req-1"),
         ("ce_actor", b"operator"),
+        ("ce_traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     ]
 
 

@@ -22,14 +22,18 @@ from dataclasses import dataclass
 
 import psycopg
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from psycopg import sql
 
+from infra import tracing
 from infra.adapters.kafka.topics import Topics
 from projections.ports import EventSource
 from schemas import contract
 from schemas.events import ProjectedEvent
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("strata.relay")
 
 CREDENTIAL_TYPES = ("ApiKey.",)
 
@@ -157,7 +161,17 @@ class Relay:
                 task.cancel()
 
     async def _publish(self, producer: AIOKafkaProducer, events: Sequence[ProjectedEvent]) -> None:
-        """Send the batch and wait until the broker has acknowledged every message."""
+        """Send the batch and wait until the broker has acknowledged every message. The span
+        links to the traces of the requests that wrote the events."""
+        with tracer.start_as_current_span(
+            "relay publish",
+            kind=SpanKind.PRODUCER,
+            links=tracing.links(e.metadata.get("traceparent") for e in events),
+            attributes={"messaging.batch.message_count": len(events)},
+        ):
+            await self._send_all(producer, events)
+
+    async def _send_all(self, producer: AIOKafkaProducer, events: Sequence[ProjectedEvent]) -> None:
         acks = []
         for event in events:
             public = contract.encode(event, redact=True)
