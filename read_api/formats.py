@@ -11,6 +11,7 @@ import csv
 import enum
 import io
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -96,7 +97,7 @@ def render(
     types: dict[str, str] | None = None,
 ) -> Stream:
     """A streamed response. `extra` goes beside `data` in JSON (e.g. a search's total);
-    `types` declares Parquet column types (int, float, bool; text otherwise)."""
+    `types` declares Parquet column types (time, int, float, bool; text otherwise)."""
     headers: dict[str, str] = {}
     if next_cursor is not None:
         headers["X-Next-Cursor"] = next_cursor
@@ -146,7 +147,15 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, dict | list | bool):
         return _encoder.encode(value).decode()
+    if isinstance(value, datetime):
+        return value.isoformat()
     return str(value)
+
+
+async def each(rows: Iterable[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Rows already in memory, as the stream `render` takes."""
+    for row in rows:
+        yield row
 
 
 async def _csv(rows: AsyncIterator[dict[str, Any]], columns: Sequence[str]) -> AsyncIterator[bytes]:
@@ -165,6 +174,7 @@ async def _csv(rows: AsyncIterator[dict[str, Any]], columns: Sequence[str]) -> A
 
 
 PARQUET_TYPES: dict[str, pa.DataType] = {
+    "time": pa.timestamp("us", tz="UTC"),
     "int": pa.int64(),
     "float": pa.float64(),
     "bool": pa.bool_(),
@@ -175,7 +185,7 @@ PARQUET_TYPES: dict[str, pa.DataType] = {
 async def _parquet(
     rows: AsyncIterator[dict[str, Any]], columns: Sequence[str], types: dict[str, str]
 ) -> AsyncIterator[bytes]:
-    """Columns typed as declared (int, float, bool); every other column is text, nested
+    """Columns typed as declared (time, int, float, bool); every other column is text, nested
     values as JSON. One row group per chunk of rows."""
     schema = pa.schema([(c, PARQUET_TYPES[types.get(c, "string")]) for c in columns])
     sink = io.BytesIO()
@@ -207,4 +217,6 @@ async def _parquet(
 def _column(values: list[Any], kind: pa.DataType) -> pa.Array:
     if kind == pa.string():
         return pa.array([None if v is None else _cell(v) for v in values], type=kind)
+    if pa.types.is_timestamp(kind):
+        values = [datetime.fromisoformat(v) if isinstance(v, str) else v for v in values]
     return pa.array(values, type=kind)

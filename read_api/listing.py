@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter, SkipValidation
 from litestar.response import Stream
 
@@ -19,10 +20,11 @@ from read_api.consistency import InvalidQueryError
 from read_api.cursors import decode_cursor, encode_cursor
 from read_api.formats import negotiate, render
 from read_api.views import record_view
-from schemas.envelope import Meta
+from schemas.envelope import Meta, Page
+from schemas.responses import RecordView
 
 RECORD_COLUMNS = ["source", "id", "version", "updated_at", "position", "data"]
-RECORD_TYPES = {"version": "int", "position": "int"}
+RECORD_TYPES = {"version": "int", "position": "int", "updated_at": "time"}
 MAX_PAGE = 1000
 
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=MAX_PAGE, description="Page size.")]
@@ -37,7 +39,14 @@ FormatParam = Annotated[
 
 @get(
     "/v1/data/{source:str}",
-    opt={"scope": Scope.DATA_READ},
+    opt={"scope": Scope.DATA_READ, "formats": True},
+    responses={
+        200: ResponseSpec(
+            Page[RecordView],
+            description="A page of records (JSON); or, by `?format=` or Accept, one row per "
+            "record in NDJSON, CSV or Parquet.",
+        )
+    },
     summary="A source's records, in id order, paged (JSON, NDJSON, CSV or Parquet)",
 )
 async def list_records(

@@ -14,9 +14,11 @@ import re
 from dataclasses import astuple, replace
 from typing import Annotated, Any
 
+import msgspec
 import orjson
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter, SkipValidation
 
 from domain import values
@@ -25,6 +27,7 @@ from projections import search
 from projections.search import FIELD_PATH, Clause, SearchQuery, SearchReader, Sort
 from read_api.api import Meta_, MinPosition, MinPositionHeader, Principal_, get_record_history
 from read_api.consistency import InvalidQueryError
+from read_api.formats import Format, each, negotiate, render
 from read_api.ports import EventHistory
 from read_api.views import record_view
 from schemas.envelope import Envelope
@@ -187,13 +190,31 @@ Key = Annotated[
         description="Only the record with this key (how a record keyed `search` is read).",
     ),
 ]
+FormatParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="format",
+        required=False,
+        description="json (default), ndjson, csv or parquet: one row per hit (id, score, the "
+        "record's fields, highlights); the total is in X-Total-Count.",
+    ),
+]
+HIT_COLUMNS = ["id", "score", "source", "version", "updated_at", "position", "data", "highlights"]
+HIT_TYPES = {"score": "float", "version": "int", "position": "int", "updated_at": "time"}
 SearchIndex = NamedDependency[SkipValidation[SearchReader]]
 Events = NamedDependency[SkipValidation[EventHistory]]
 
 
 @get(
     "/v1/data/{source:str}/search",
-    opt={"scope": Scope.DATA_READ, "reads": search.NAME},
+    opt={"scope": Scope.DATA_READ, "reads": search.NAME, "formats": True},
+    responses={
+        200: ResponseSpec(
+            Envelope[SearchResults],
+            description="A page of hits (JSON); or, by `?format=` or Accept, one row per hit "
+            "in NDJSON, CSV or Parquet.",
+        )
+    },
     summary="Search a source's records: relevance-ranked hits with highlights",
 )
 async def search_records(
@@ -208,11 +229,13 @@ async def search_records(
     limit: Limit = 20,
     cursor: Cursor = None,
     key: Key = None,
+    format: FormatParam = None,  # noqa: A002 - the query parameter's public name
     min_position: MinPosition = None,
     min_position_header: MinPositionHeader = None,
-) -> Envelope[SearchResults]:
+) -> Response[Any]:
     account = str(principal.own_account())
     values.source_name(source)
+    fmt = negotiate(format, request.headers.get("accept"))
     if key is not None and not values.RECORD_KEY.fullmatch(key):
         raise SearchParameterError("id", "is not a record key")
     query = SearchQuery(
@@ -238,7 +261,23 @@ async def search_records(
     ]
     after = page.hits[-1].sort if page.more and page.hits else None
     next_cursor = encode_cursor(query, after) if after is not None else None
-    return Envelope(data=SearchResults(hits, page.total, next_cursor), meta=meta)
+    if fmt is not Format.JSON:
+        rows = [
+            {**msgspec.structs.asdict(hit.record), "score": hit.score, "highlights": hit.highlights}
+            for hit in hits
+        ]
+        response = render(
+            each(rows),
+            fmt=fmt,
+            columns=HIT_COLUMNS,
+            meta=meta,
+            next_cursor=next_cursor,
+            types=HIT_TYPES,
+        )
+        response.headers["X-Total-Count"] = str(page.total)
+        return response
+    # A Response, not the envelope itself: Litestar then keeps each format's media type.
+    return Response(Envelope(data=SearchResults(hits, page.total, next_cursor), meta=meta))
 
 
 @get(

@@ -19,6 +19,18 @@ class Envelope(msgspec.Struct, Generic[T], frozen=True):
     meta: Meta
 
 
+class PageMeta(Meta, frozen=True):
+    next_cursor: str | None = None
+    """Pass as `cursor` for the next page; null on the last page."""
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True):
+    """A page of a list as JSON (the other formats carry the cursor in `X-Next-Cursor`)."""
+
+    data: list[T]
+    meta: PageMeta
+
+
 class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     code: str
     message: str

@@ -14,7 +14,17 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
+from litestar.routes import HTTPRoute
 from litestar.types import ControllerRouterHandler
 
 from infra.gateway.auth import (
@@ -30,6 +40,7 @@ from infra.gateway.health import Check, detailed_health, health, jwks, readiness
 from infra.gateway.metering import Meter
 from infra.gateway.observability import metrics
 from infra.gateway.ratelimit import RateLimit
+from read_api.formats import MEDIA_TYPES, Format
 from schemas.envelope import ErrorEnvelope
 
 VERSION = "0.1.0"
@@ -110,6 +121,35 @@ def _documented(routes: Sequence[ControllerRouterHandler]) -> list[ControllerRou
     return list(routes)
 
 
+_FORMAT_SCHEMAS = {
+    Format.NDJSON: Schema(type=OpenAPIType.STRING, description="One JSON object per row."),
+    Format.CSV: Schema(type=OpenAPIType.STRING, description="A header line, then one per row."),
+    Format.PARQUET: Schema(
+        type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="A Parquet file."
+    ),
+}
+
+
+def _document_formats(app: Litestar) -> Litestar:
+    """Routes with `opt={"formats": True}` answer 200 in every output format (`?format=`
+    or Accept): add the other media types beside the JSON schema they declare."""
+    spec = app.openapi_schema
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or spec.paths is None:
+            continue
+        for handler in route.route_handlers:
+            item = spec.paths.get(route.path_format)
+            if not handler.opt.get("formats") or item is None:
+                continue
+            for method in handler.http_methods:
+                operation: Operation | None = getattr(item, method.lower(), None)
+                ok = operation.responses.get("200") if operation and operation.responses else None
+                if ok is not None and not isinstance(ok, Reference) and ok.content is not None:
+                    for fmt, schema in _FORMAT_SCHEMAS.items():
+                        ok.content[MEDIA_TYPES[fmt]] = OpenAPIMediaType(schema=schema)
+    return app
+
+
 def build_app(
     *,
     name: str,
@@ -124,7 +164,7 @@ def build_app(
     dependencies["principal"] = Provide(provide_principal)
     dependencies["meta"] = Provide(provide_meta)
     guard = authorization_guard(gateway.authenticate, gateway.prepare, gateway.rate_limit)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             # Every API route sits behind the guard; health, metrics and docs are public.
             Router("/", route_handlers=_documented(routes), guards=[guard]),
@@ -167,3 +207,4 @@ def build_app(
         debug=False,
         logging_config=None,
     )
+    return _document_formats(app)
