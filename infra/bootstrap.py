@@ -31,9 +31,12 @@ from commands.api import ROUTES as COMMAND_ROUTES
 from commands.api import IngestLimits
 from commands.auth import EventStoreAuthenticator
 from commands.oauth import token as oauth_token
+from commands.webhooks import WebhookServices
+from commands.webhooks_api import ROUTES as WEBHOOK_COMMAND_ROUTES
 from domain.access import Principal, Scope
 from domain.apikey import hash_token
 from domain.billing import Catalog
+from domain.webhook import AddressPolicy
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
 from infra.adapters.documents.redis import RedisDocumentStore
 from infra.adapters.documents.sqlite import SQLiteDocumentStore
@@ -54,15 +57,21 @@ from infra.adapters.kafka.topics import Topics, ensure_topics
 from infra.adapters.ratelimit import MemoryLimiter, RedisLimiter
 from infra.adapters.search.elastic import ElasticSearchIndex
 from infra.adapters.search.sqlite_fts import SQLiteSearchIndex
+from infra.adapters.webhooks.guard import UrlGuard
+from infra.adapters.webhooks.redis_store import RedisDeliveryStore
+from infra.adapters.webhooks.secretbox import KeyRingSecretBox
+from infra.adapters.webhooks.sender import HttpSender
+from infra.adapters.webhooks.sqlite_store import SQLiteDeliveryStore
 from infra.config import Settings
 from infra.gateway.app import Gateway, build_app
 from infra.gateway.auth import Authenticator, Prepare, bearer
 from infra.gateway.metering import Meter
 from infra.gateway.ratelimit import Limiter, Policy, RateLimit
 from infra.plans import load_catalog
-from projections import analytics, lookups, search
+from projections import analytics, lookups, search, webhooks
 from projections.analytics import AnalyticsChange
 from projections.changes import Positioned
+from projections.delivery import DeliveryStore, Dispatcher, Planner, RetryPolicy
 from projections.documents import document_repairs
 from projections.ports import DocumentStore, EventSource
 from projections.projection import Projection
@@ -77,11 +86,25 @@ from read_api.query import query_records
 from read_api.querylang import QueryLimits
 from read_api.search import ROUTES as SEARCH_ROUTES
 from read_api.usage import get_usage
+from read_api.webhooks import ROUTES as WEBHOOK_READ_ROUTES
 from schemas import contract
 from schemas.events import ProjectedEvent
+from streams import webhooks as webhook_stream
 from streams.app import StreamSettings
 from streams.app import build_app as build_stream_app
 from streams.worker import Incoming, ProjectionWorker
+
+
+# --- webhooks (docs/adr/0011-webhooks.md) ---
+@dataclass(frozen=True)
+class WebhookStores:
+    directory: DocumentStore
+    """The `webhooks` read model (endpoints and sealed secrets)."""
+    deliveries: DeliveryStore
+    """The delivery queue and log."""
+
+
+# --- end webhooks ---
 
 __all__ = ["DeadLetter", "Platform", "bootstrap", "postgres_datastore"]
 
@@ -115,6 +138,7 @@ class Platform:
     meter: Meter = field(default_factory=Meter)
     limiter: Limiter = field(default_factory=MemoryLimiter)
     _closers: list[object] = field(default_factory=list)
+    webhook_stores: WebhookStores = field(init=False)
 
     def slots(self, projection: str) -> range:
         """The feed slots projection `projection` has checkpoints for when complete."""
@@ -176,7 +200,89 @@ class Platform:
             lookups.NAME: self.lookups,
             search.NAME: self.search,
             analytics.NAME: self.analytics,
+            webhooks.NAME: self.webhooks,
         }
+
+    # --- webhooks ---
+    @property
+    def webhooks(self) -> webhooks.LogFedWebhooks:
+        stores = self.webhook_stores
+        return webhooks.LogFedWebhooks(
+            stores.directory, stores.deliveries, Planner(stores.deliveries)
+        )
+
+    @cached_property
+    def webhook_policy(self) -> AddressPolicy:
+        try:
+            return AddressPolicy.parse(self.settings.webhook_allowlist)
+        except ValueError as exc:
+            raise SystemExit(f"STRATA_WEBHOOK_ALLOWLIST: {exc}") from None
+
+    @cached_property
+    def webhook_secrets(self) -> KeyRingSecretBox:
+        s = self.settings
+        path = (
+            Path(s.webhook_keys_file) if s.webhook_keys_file else s.data_path / "webhook-keys.json"
+        )
+        return KeyRingSecretBox.from_file(path)
+
+    def webhook_services(self) -> WebhookServices:
+        return WebhookServices(
+            secrets=self.webhook_secrets,
+            guard=UrlGuard(self.webhook_policy),
+            new_secret=lambda: secrets.token_urlsafe(32),
+            rotation_grace=self.settings.webhook_rotation_grace_seconds,
+        )
+
+    def webhook_dispatcher(self) -> Dispatcher:
+        """Sends due deliveries (with the log feed, beside the projection runner; with
+        Kafka, inside `strata worker --projection webhooks`)."""
+        s = self.settings
+        sender = HttpSender(self.webhook_policy)
+        self._closers.append(sender.close)
+        stores = self.webhook_stores
+        return Dispatcher(
+            stores.deliveries,
+            stores.directory,
+            sender,
+            self.webhook_secrets,
+            RetryPolicy(
+                max_attempts=s.webhook_max_attempts,
+                base=s.webhook_retry_base_seconds,
+                cap=s.webhook_retry_max_seconds,
+                timeout=s.webhook_timeout_seconds,
+            ),
+            per_webhook=s.webhook_concurrency_per_endpoint,
+            max_in_flight=s.webhook_max_in_flight,
+            poll=s.webhook_poll_seconds,
+            rotation_grace=s.webhook_rotation_grace_seconds,
+            expire=getattr(stores.deliveries, "expire", None),
+        )
+
+    def webhook_stream_app(self) -> faust.App:
+        topics = self.topics
+        stores = self.webhook_stores
+        feed = webhook_stream.KafkaWebhookFeed(
+            self.webhooks,
+            stores.deliveries,
+            Planner(stores.deliveries),
+            credentials_slot=topics.partitions,
+        )
+        return webhook_stream.build_app(
+            StreamSettings(
+                bootstrap=self.settings.kafka_bootstrap,
+                group=self.consumer_group(webhooks.NAME),
+                topics=[topics.events, topics.credentials],
+                dead_letter_topic=topics.dead_letters(webhooks.NAME),
+                replication=topics.replication,
+            ),
+            events_topic=topics.events,
+            credentials_topic=topics.credentials,
+            feed=feed,
+            dispatcher=self.webhook_dispatcher(),
+        )
+
+    # --- end webhooks ---
 
     async def watermark(self, projection: str) -> int:
         """The position up to which `projection` has applied every event (its lowest
@@ -229,6 +335,8 @@ class Platform:
 
     def stream_app(self, name: str) -> faust.App:
         """The Faust app that feeds projection `name` from Kafka (its own consumer group)."""
+        if name == webhooks.NAME:
+            return self.webhook_stream_app()
         projection = self.projections()[name]
         topics = self.topics
         credentials_slot = topics.partitions
@@ -354,7 +462,7 @@ class Platform:
         return build_app(
             name="command API",
             description="Commands: accounts, API keys and ingest. Every change is an event.",
-            routes=[*COMMAND_ROUTES, oauth_token],
+            routes=[*COMMAND_ROUTES, oauth_token, *WEBHOOK_COMMAND_ROUTES],
             gateway=self._gateway(bearer(api_key, self._verify_token, by_key)),
             services={
                 "keys": authenticator,
@@ -363,6 +471,8 @@ class Platform:
                 "jwks": self.tokens.jwks,
                 "store": self.log,
                 "new_secret": lambda: secrets.token_urlsafe(32),
+                "webhook_services": self.webhook_services(),
+                "deliveries": self.webhook_stores.deliveries,
                 "limits": IngestLimits(
                     max_batch_records=s.max_batch_records,
                     max_body_bytes=s.max_body_bytes,
@@ -387,6 +497,7 @@ class Platform:
                 query_records,
                 get_usage,
                 get_invoice,
+                *WEBHOOK_READ_ROUTES,
             ],
             gateway=self._gateway(
                 bearer(keys, self._verify_token, keys.by_key),
@@ -397,6 +508,7 @@ class Platform:
                     others={
                         search.NAME: lambda: self.watermark(search.NAME),
                         analytics.NAME: lambda: self.watermark(analytics.NAME),
+                        webhooks.NAME: lambda: self.watermark(webhooks.NAME),
                     },
                 ),
             ),
@@ -409,6 +521,8 @@ class Platform:
                 "analytics": self.analytics_store,
                 "usage": self.analytics_store,
                 "catalog": self.catalog,
+                "webhook_docs": self.webhook_stores.directory,
+                "deliveries": self.webhook_stores.deliveries,
                 "query_limits": QueryLimits(
                     max_rows=s.query_max_rows,
                     max_execution_seconds=s.query_max_execution_seconds,
@@ -486,6 +600,11 @@ def _embedded(settings: Settings) -> Platform:
         new_admin_token=new_token,
     )
     platform._closers += [documents.close, search_index.close]
+    # webhooks: the directory beside lookups; deliveries in their own file
+    directory = SQLiteDocumentStore(data / "readmodels.sqlite", webhooks.NAME)
+    deliveries = SQLiteDeliveryStore(data / "webhooks.sqlite", settings.webhook_retention_seconds)
+    platform.webhook_stores = WebhookStores(directory, deliveries)
+    platform._closers += [directory.close, deliveries.close]
     return platform
 
 
@@ -546,4 +665,8 @@ def _distributed(settings: Settings) -> Platform:
         limiter=RedisLimiter(redis, settings.redis_prefix),
     )
     platform._closers += [redis.aclose, source.close, elastic.close]
+    platform.webhook_stores = WebhookStores(
+        RedisDocumentStore(redis, webhooks.NAME, prefix=settings.redis_prefix),
+        RedisDeliveryStore(redis, settings.redis_prefix, settings.webhook_retention_seconds),
+    )
     return platform

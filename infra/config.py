@@ -78,6 +78,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_keys_file: str | None = None
     """The signing-key ring (JSON, 0600); default <data dir>/jwt-keys.json. Every process of
     a deployment must read the same file (e.g. a mounted secret volume)."""
+    # --- webhooks (docs/webhooks.md, docs/adr/0011-webhooks.md) ---
+    webhook_allowlist: str = ""
+    """CIDRs, addresses and host names webhook endpoints may reach although they are private,
+    loopback or link-local (comma-separated; default none)."""
+    webhook_keys_file: str | None = None
+    """The key ring that seals webhook signing secrets (JSON, 0600); default
+    <data dir>/webhook-keys.json. Every process of a deployment must read the same file."""
+    webhook_max_attempts: int = 8
+    webhook_retry_base_seconds: float = 1.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency_per_endpoint: int = 4
+    webhook_max_in_flight: int = 64
+    webhook_poll_seconds: float = 0.1
+    webhook_rotation_grace_seconds: float = 86400.0
+    webhook_retention_seconds: float = 7 * 86400.0
+    """How long finished deliveries stay in the history."""
+    # --- end webhooks ---
 
     @property
     def feed(self) -> Literal["log", "kafka"]:

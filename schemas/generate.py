@@ -279,7 +279,7 @@ def asyncapi(types: Sequence[EventType] = TYPES) -> dict[str, Any]:
         "operations": {
             "receiveEvents": _operation("events", "Consume every Strata event.", public),
             "receiveCredentials": _operation(
-                "credentials", "Strata's own processors: full ApiKey events.", internal
+                "credentials", "Strata's own processors: full ApiKey and Webhook events.", internal
             ),
         },
         "components": {"messages": messages, "schemas": schemas},

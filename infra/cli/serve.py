@@ -96,6 +96,9 @@ async def _background(
     for projection in platform.log_fed(projector=projections, serves_reads=read):
         runner = platform.runner(projection).run(stop)
         tasks.append(asyncio.create_task(runner, name=f"projection {projection.name}"))
+    if projections and platform.settings.feed == "log":  # webhooks: the log-fed dispatcher
+        dispatcher = platform.webhook_dispatcher().run(stop)
+        tasks.append(asyncio.create_task(dispatcher, name="webhook dispatcher"))
     if relay:
         await platform.ensure_topics()
         tasks.append(asyncio.create_task(platform.relay().run(stop), name="relay"))

@@ -270,3 +270,81 @@ class SourcePipelineClearedV1(msgspec.Struct, frozen=True, forbid_unknown_fields
 
     account_id: AccountId
     name: SourceName
+
+
+# --- Webhook: stream id = webhook id ------------------------------------------------------------
+
+SealedSecret = Annotated[
+    str,
+    msgspec.Meta(
+        description=(
+            "The signing secret, encrypted with Strata's webhook key ring (never in clear). "
+            "Present only on the internal credentials topic; redacted on the events topic."
+        )
+    ),
+]
+WebhookUrl = Annotated[
+    str,
+    msgspec.Meta(
+        description=(
+            "The endpoint URL (it may embed a token, so it is present only on the internal "
+            "credentials topic; redacted on the events topic)."
+        )
+    ),
+]
+EventTypePatterns = Annotated[
+    list[str],
+    msgspec.Meta(description="CloudEvents types, `strata.<family>.*` or `*`, sorted."),
+]
+
+
+class WebhookRegisteredV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """An account registered a webhook endpoint. The stream id is the webhook's id."""
+
+    account_id: AccountId
+    event_types: EventTypePatterns
+    description: Annotated[str, msgspec.Meta(description="Free text, may be empty.")]
+    url: WebhookUrl | msgspec.UnsetType = msgspec.UNSET
+    secret_sealed: SealedSecret | msgspec.UnsetType = msgspec.UNSET
+
+
+class WebhookUpdatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A webhook's URL, event types and/or description changed; what did not change is null."""
+
+    account_id: AccountId
+    event_types: EventTypePatterns | None
+    description: str | None
+    url: WebhookUrl | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class WebhookSecretRotatedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A webhook's signing secret was replaced (the old one still signs for a grace period)."""
+
+    account_id: AccountId
+    secret_sealed: SealedSecret | msgspec.UnsetType = msgspec.UNSET
+    previous_secret_sealed: SealedSecret | msgspec.UnsetType = msgspec.UNSET
+
+
+class WebhookPausedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A webhook was paused: events after this are not delivered to it."""
+
+    account_id: AccountId
+
+
+class WebhookResumedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A paused webhook was resumed: events after this are delivered again."""
+
+    account_id: AccountId
+
+
+class WebhookDeletedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A webhook was deleted, for good."""
+
+    account_id: AccountId
+
+
+class WebhookRedeliveryRequestedV1(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Someone asked for a past delivery of this webhook to be sent again."""
+
+    account_id: AccountId
+    delivery_id: Annotated[str, msgspec.Meta(description="The delivery to send again.")]

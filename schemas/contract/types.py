@@ -139,6 +139,18 @@ def _apikey(event: str, struct: type[msgspec.Struct], redacted: Iterable[str] = 
     )
 
 
+def _webhook(event: str, struct: type[msgspec.Struct], redacted: Iterable[str] = ()) -> EventType:
+    return EventType(
+        name=f"Webhook.{event}",
+        ce_type="strata.webhook." + re.sub(r"(?<!^)(?=[A-Z])", "_", event).lower(),
+        version=1,
+        struct=struct,
+        subject="webhooks/{stream_id}",
+        account="{account_id}",
+        redacted=frozenset(redacted),
+    )
+
+
 def _record(event: str, struct: type[msgspec.Struct]) -> EventType:
     return EventType(
         name=f"Record.{event}",
@@ -201,6 +213,17 @@ TYPES: tuple[EventType, ...] = (
         subject="usage/{hour}",
         account="{account_id}",
     ),
+    _webhook("Registered", p.WebhookRegisteredV1, redacted=["url", "secret_sealed"]),
+    _webhook("Updated", p.WebhookUpdatedV1, redacted=["url"]),
+    _webhook(
+        "SecretRotated",
+        p.WebhookSecretRotatedV1,
+        redacted=["secret_sealed", "previous_secret_sealed"],
+    ),
+    _webhook("Paused", p.WebhookPausedV1),
+    _webhook("Resumed", p.WebhookResumedV1),
+    _webhook("Deleted", p.WebhookDeletedV1),
+    _webhook("RedeliveryRequested", p.WebhookRedeliveryRequestedV1),
     # Transformations (docs/transforms.md)
     _transformation("Created", p.TransformationCreatedV1),
     _transformation("Revised", p.TransformationRevisedV1),
@@ -210,8 +233,9 @@ TYPES: tuple[EventType, ...] = (
 )
 """Every event type Strata publishes. A new type goes here (and in docs/subscribers.md)."""
 
-CREDENTIAL_TYPE_PREFIXES = ("ApiKey.",)
-"""Types also published, unredacted, on the internal credentials topic."""
+CREDENTIAL_TYPE_PREFIXES = ("ApiKey.", "Webhook.")
+"""Types also published, unredacted, on the internal credentials topic (Webhook events
+there feed the webhook delivery worker its endpoints and sealed secrets, in order)."""
 
 WATERMARK_TYPE = "strata.control.watermark"
 WATERMARK_VERSION = 1

@@ -77,7 +77,7 @@ def test_status_audit_and_replay(settings: Settings) -> None:
             "head": seeded["head"],
             "lag": seeded["head"],
         }
-        for name in ("lookups", "search", "analytics")
+        for name in ("lookups", "search", "analytics", "webhooks")
     ]
 
     replayed = _invoke(["replay", "lookups"], settings)

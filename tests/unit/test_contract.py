@@ -25,6 +25,7 @@ from domain.record import Record, record_id
 from domain.source import Source
 from domain.transformation import Transformation
 from domain.usage import UsageReport
+from domain.webhook import Webhook
 from infra.adapters.eventstore.codec import MetadataMapper, OrjsonTranscoder
 from infra.adapters.eventstore.recorders import SQLiteRecorder
 from infra.adapters.eventstore.store import EventLog
@@ -161,6 +162,18 @@ def test_the_types_cover_the_decisions() -> None:
         "Transformation.Archived",
         "Source.PipelineSet",
         "Source.PipelineCleared",
+        *(
+            f"Webhook.{e}"
+            for e in (
+                "Registered",
+                "Updated",
+                "SecretRotated",
+                "Paused",
+                "Resumed",
+                "Deleted",
+                "RedeliveryRequested",
+            )
+        ),
     }
     for entry in TYPES:
         aggregate, event = entry.name.split(".")
@@ -174,7 +187,13 @@ def test_the_types_cover_the_decisions() -> None:
         assert config.frozen
         assert not config.forbid_unknown_fields
     redacted = {t.name: t.redacted for t in TYPES if t.redacted}
-    assert redacted == {"ApiKey.Issued": {"secret_hash"}, "ApiKey.Rotated": {"secret_hash"}}
+    assert redacted == {
+        "ApiKey.Issued": {"secret_hash"},
+        "ApiKey.Rotated": {"secret_hash"},
+        "Webhook.Registered": {"url", "secret_sealed"},
+        "Webhook.Updated": {"url"},
+        "Webhook.SecretRotated": {"secret_sealed", "previous_secret_sealed"},
+    }
 
 
 # --- the wire format, exactly ------------------------------------------------------------------
@@ -375,6 +394,23 @@ def test_every_domain_event_fits_the_contract(tmp_path: Path) -> None:
     source.clear_pipeline()
     log.append([source], ctx, lambda commit: commit)
 
+    # Webhooks: the whole lifecycle of an endpoint.
+    webhook = Webhook(
+        id=uuid.uuid4(),
+        account_id=str(account.id),
+        url="https://hooks.example.com/x?token=t",
+        event_types=["strata.record.*"],
+        description="",
+        secret_sealed="v1.k.sealed",
+    )
+    webhook.update(event_types=["*"], url="https://hooks.example.com/y")
+    webhook.rotate_secret("v1.k.sealed2")
+    webhook.pause()
+    webhook.resume()
+    webhook.request_redelivery("0" * 32)
+    webhook.delete()
+    log.append([webhook], ctx, lambda commit: commit)
+
     projected = log.read(0, 100)
     assert {e.type for e in projected} == {t.name for t in TYPES}
     for event in projected:
@@ -382,6 +418,8 @@ def test_every_domain_event_fits_the_contract(tmp_path: Path) -> None:
         assert decode(full.headers, full.value) == event
         public = encode(event, redact=True)
         assert b"secret_hash" not in public.value
+        assert b"sealed" not in public.value
+        assert b"hooks.example.com" not in public.value
     log.close()
 
 
@@ -735,6 +773,7 @@ def test_asyncapi_document() -> None:
         "strata.apikey.issued",
         "strata.apikey.revoked",
         "strata.apikey.rotated",
+        *(t.ce_type for t in TYPES if t.name.startswith("Webhook.")),
         contract.WATERMARK_TYPE,
     }
     assert {op["action"] for op in document["operations"].values()} == {"receive"}

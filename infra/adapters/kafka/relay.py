@@ -35,7 +35,7 @@ from schemas.events import ProjectedEvent
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("strata.relay")
 
-CREDENTIAL_TYPES = ("ApiKey.",)
+CREDENTIAL_TYPES = contract.CREDENTIAL_TYPE_PREFIXES  # ApiKey and Webhook events
 
 
 @dataclass
