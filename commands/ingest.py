@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from commands.ports import Appendable, CommandContext, Commit, ConcurrencyError, EventStore
+from commands.transforms import run_pipelines, unwritten_one
 from domain import values
 from domain.account import Account
 from domain.errors import NotFoundError
@@ -25,6 +26,9 @@ class Entry:
     source: str
     key: str
     data: dict[str, Any]
+    raw: dict[str, Any] | None = None
+    """Set (with `transform`) when the source's pipeline transformed `data` from it."""
+    transform: str | None = None
 
 
 def ingest(entries: Sequence[Entry], store: EventStore, ctx: CommandContext) -> BatchWritten:
@@ -41,7 +45,7 @@ def ingest_one(entry: Entry, store: EventStore, ctx: CommandContext) -> RecordWr
             position=commit.position,
         )
 
-    return _upsert([entry], store, ctx, written)
+    return _upsert([entry], store, ctx, written, single=True)
 
 
 def _upsert(
@@ -49,6 +53,8 @@ def _upsert(
     store: EventStore,
     ctx: CommandContext,
     written: Callable[[list[str], list[Upsert]], Callable[[Commit], R]],
+    *,
+    single: bool = False,
 ) -> R:
     account_id = str(ctx.principal.own_account())
     writable_account(store, UUID(account_id))
@@ -60,15 +66,26 @@ def _upsert(
     source_ids = {name: source_id(account_id, name) for name in sources}
     for attempt in range(ATTEMPTS):
         versions = store.versions([*source_ids.values(), *set(stream_ids)])
+        # Transformations: each source's pipeline transforms its entries, drops or rejects
+        # some (they are not written); a no-op for sources without one (docs/transforms.md).
+        run = run_pipelines(entries, source_ids, versions, store, _with_raw)
+        if single and not run.entries:
+            head = store.head()
+            unwritten = unwritten_one(run, entries[0], versions.get(stream_ids[0], 0), head)
+            return cast(R, unwritten)
+        kept_ids = [stream_ids[i] for i in run.kept] if run.active else stream_ids
         items: list[Appendable] = [
             Source(account_id=account_id, name=name)
             for name, sid in source_ids.items()
             if sid not in versions
         ]
-        events = _upserts(account_id, entries, stream_ids, versions)
+        events = _upserts(account_id, run.entries, kept_ids, versions)
         items.extend(events)
+        result = run.finish(written(sources, events))
+        if not items:  # the pipelines let nothing through
+            return result(Commit([store.head()]))
         try:
-            return store.append(items, ctx, written(sources, events))
+            return store.append(items, ctx, result)
         except ConcurrencyError:
             if attempt == ATTEMPTS - 1:
                 raise
@@ -90,10 +107,16 @@ def _upserts(
             current_version=current.get(stream_id),
             timestamp=timestamp,
             stream_id=stream_id,
+            raw=entry.raw,
+            transform=entry.transform,
         )
         current[stream_id] = event.originator_version
         events.append(event)
     return events
+
+
+def _with_raw(entry: Entry, data: dict[str, Any], raw: dict[str, Any], ref: str) -> Entry:
+    return replace(entry, data=data, raw=raw, transform=ref)
 
 
 def _batch_written(sources: list[str], events: list[Upsert]) -> Callable[[Commit], BatchWritten]:

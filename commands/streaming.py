@@ -64,16 +64,21 @@ async def ingest_ndjson(
     tally = _Tally()
     pending: list[Entry] = []
     raw: list[bytes] = []
+    numbers: list[int] = []
     chunk_index = 0
 
     async def flush() -> None:
-        nonlocal chunk_index, pending, raw
+        nonlocal chunk_index, pending, raw, numbers
         if pending:
             written = await write(Chunk(chunk_index, pending, raw))
             tally.accepted += written.count
             tally.position = written.position
+            # Transformations: lines a source's pipeline failed on (docs/transforms.md).
+            for rejection in getattr(written, "errors", ()):
+                where = f"step {rejection.step}: " if rejection.step is not None else ""
+                tally.reject(numbers[rejection.index], rejection.code, where + rejection.message)
             chunk_index += 1
-            pending, raw = [], []
+            pending, raw, numbers = [], [], []
 
     async for number, line in _lines(body, max_line_bytes):
         if line is None:
@@ -85,6 +90,7 @@ async def ingest_ndjson(
         if entry is not None:
             pending.append(entry)
             raw.append(line)
+            numbers.append(number)
             if len(pending) >= chunk_records:
                 await flush()
     await flush()

@@ -31,6 +31,7 @@ from commands.api import ROUTES as COMMAND_ROUTES
 from commands.api import IngestLimits
 from commands.auth import EventStoreAuthenticator
 from commands.oauth import token as oauth_token
+from commands.transforms_api import ROUTES as TRANSFORMS
 from commands.webhooks import WebhookServices
 from commands.webhooks_api import ROUTES as WEBHOOK_COMMAND_ROUTES
 from domain.access import Principal, Scope
@@ -85,6 +86,7 @@ from read_api.listing import list_records
 from read_api.query import query_records
 from read_api.querylang import QueryLimits
 from read_api.search import ROUTES as SEARCH_ROUTES
+from read_api.transforms import ROUTES as TRANSFORM_READS
 from read_api.usage import get_usage
 from read_api.webhooks import ROUTES as WEBHOOK_READ_ROUTES
 from schemas import contract
@@ -462,7 +464,7 @@ class Platform:
         return build_app(
             name="command API",
             description="Commands: accounts, API keys and ingest. Every change is an event.",
-            routes=[*COMMAND_ROUTES, oauth_token, *WEBHOOK_COMMAND_ROUTES],
+            routes=[*COMMAND_ROUTES, *TRANSFORMS, oauth_token, *WEBHOOK_COMMAND_ROUTES],
             gateway=self._gateway(bearer(api_key, self._verify_token, by_key)),
             services={
                 "keys": authenticator,
@@ -493,6 +495,7 @@ class Platform:
             routes=[
                 *READ_ROUTES,
                 list_records,
+                *TRANSFORM_READS,
                 *SEARCH_ROUTES,
                 query_records,
                 get_usage,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from projections.changes import AddMember, Change, Delete, Merge, Positioned, Put, RemoveMember
+from projections.transforms import RULES as TRANSFORMATION_RULES
 from schemas.events import ProjectedEvent
 
 NAME = "lookups"
@@ -110,6 +111,7 @@ def _record_upserted(e: ProjectedEvent) -> list[Change]:
         "data": p["data"],
         "position": e.position,
         **_stamp(e),
+        **_present(p, "raw", "transform"),  # when a source pipeline transformed it
     }
     return [
         Put(record_key(p["account_id"], p["source"], p["key"]), doc),
@@ -145,6 +147,7 @@ RULES: dict[str, Rule] = {
     "Record.Created": _record_upserted,
     "Record.Updated": _record_upserted,
     "Record.Deleted": _record_deleted,
+    **TRANSFORMATION_RULES,  # transformations and source pipelines (projections/transforms.py)
 }
 
 

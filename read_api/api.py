@@ -21,7 +21,8 @@ from projections.ports import DocumentReader
 from read_api import history as audit
 from read_api.consistency import min_position_of, wait_for_position
 from read_api.ports import EventHistory
-from read_api.views import account_view, api_key_view, record_view
+from read_api.transforms import RawParam, TransformParam, resolve, transform_view
+from read_api.views import account_view, api_key_view
 from schemas.envelope import Envelope, Meta
 from schemas.responses import AccountView, ApiKeyView, History, RecordView
 
@@ -113,6 +114,8 @@ async def get_record(
     events: Events,
     meta: Meta_,
     as_of: AsOfParam = None,
+    transform: TransformParam = None,
+    raw: RawParam = False,
     min_position: MinPosition = None,
     min_position_header: MinPositionHeader = None,
 ) -> Envelope[RecordView]:
@@ -120,13 +123,16 @@ async def get_record(
     values.source_name(source)
     values.record_key(record_id)
     key = lookups.record_key(account, source, record_id)
+    # Transformations: `transform=<id>@<version>` and `raw=true` (read_api/transforms.py).
+    chosen, ref = await resolve(docs, account, transform) if transform else (None, "")
     if as_of:
         stream = _record_stream(account, source, record_id)
-        return Envelope(data=record_view(await _past(events, stream, as_of, key)), meta=meta)
+        past = await _past(events, stream, as_of, key)
+        return Envelope(data=transform_view(past, chosen, ref, raw), meta=meta)
     doc = await docs.get(key)
     if doc is None:
         raise NotFoundError("no such record")
-    return Envelope(data=record_view(doc), meta=meta)
+    return Envelope(data=transform_view(doc, chosen, ref, raw), meta=meta)
 
 
 def _record_stream(account: str, source: str, key: str) -> UUID:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -19,7 +19,7 @@ from projections.ports import DocumentReader
 from read_api.consistency import InvalidQueryError
 from read_api.cursors import decode_cursor, encode_cursor
 from read_api.formats import negotiate, render
-from read_api.views import record_view
+from read_api.transforms import RawParam, TransformParam, resolve, transform_rows
 from schemas.envelope import Meta, Page
 from schemas.responses import RecordView
 
@@ -58,6 +58,8 @@ async def list_records(
     limit: Limit = 100,
     cursor: Cursor = None,
     format: FormatParam = None,  # noqa: A002 - the query parameter's public name
+    transform: TransformParam = None,
+    raw: RawParam = False,
 ) -> Stream:
     account = str(principal.own_account())
     values.source_name(source)
@@ -68,17 +70,25 @@ async def list_records(
     keys = await docs.members(lookups.records_set(account, source), after=after, limit=limit + 1)
     page, more = keys[:limit], len(keys) > limit
     found = await docs.get_many([lookups.record_key(account, source, key) for key in page])
+    # Transformations: `transform=` applies to each record (those it drops are left out, those
+    # it fails on too, reported in `transform_errors` / X-Transform-Errors); `raw=true` reads
+    # them as ingested (read_api/transforms.py).
+    chosen = (await resolve(docs, account, transform))[0] if transform else None
+    shaped, errors = await asyncio.to_thread(transform_rows, found, chosen, raw)
 
     async def rows() -> AsyncIterator[dict[str, Any]]:
-        for doc in found:
-            if doc is not None:  # deleted between reading the keys and the documents
-                yield msgspec.structs.asdict(record_view(doc))
+        for row in shaped:  # records deleted between reading keys and documents are left out
+            yield row
 
-    return render(
+    response = render(
         rows(),
         fmt=fmt,
         columns=RECORD_COLUMNS,
         meta=meta,
         next_cursor=encode_cursor(page[-1]) if more and page else None,
+        extra={"transform_errors": errors} if chosen is not None else None,
         types=RECORD_TYPES,
     )
+    if chosen is not None:
+        response.headers["X-Transform-Errors"] = str(len(errors))
+    return response

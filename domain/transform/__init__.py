@@ -10,7 +10,13 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from domain.transform.errors import Codes, InvalidTransformError, Issue, RecordError
+from domain.transform.errors import (
+    Codes,
+    InvalidTransformError,
+    Issue,
+    RecordError,
+    TransformFailedError,
+)
 from domain.transform.limits import DEFAULT_LIMITS, Limits
 from domain.transform.program import (
     Dropped,
@@ -34,6 +40,7 @@ __all__ = [
     "RecordError",
     "Result",
     "Transform",
+    "TransformFailedError",
     "compile_transform",
     "compose",
 ]

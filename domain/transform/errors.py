@@ -83,6 +83,21 @@ class RecordError:
         return out
 
 
+class TransformFailedError(InvalidValueError):
+    """A record a transform could not process, where one record is all there is (ingesting
+    one record, reading one record with `transform=`)."""
+
+    code = "TRANSFORM_FAILED"
+
+    def __init__(self, error: RecordError, where: str = "data", transform: str = "") -> None:
+        at = f"step {error.step}" if error.step is not None else "its size and shape checks"
+        of = f" of {transform}" if transform else ""
+        field = f"{where}.{error.field}" if error.field else where
+        super().__init__(field, f"{error.code} at {at}{of}: {error.message}")
+        self.error = error
+        self.details = [error.as_dict(0)]
+
+
 class StepFailure(Exception):  # noqa: N818 - internal signal, caught inside `apply`
     """Raised inside a step (or expression) for the record at hand; `apply` turns it into a
     RecordError. Never escapes the package."""
