@@ -38,6 +38,7 @@ from domain.access import Principal, Scope
 from domain.apikey import hash_token
 from domain.billing import Catalog
 from domain.webhook import AddressPolicy
+from infra import metrics
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
 from infra.adapters.documents.redis import RedisDocumentStore
 from infra.adapters.documents.sqlite import SQLiteDocumentStore
@@ -358,6 +359,7 @@ class Platform:
         worker = ProjectionWorker(
             projection, slot_of=slot_of, accepts=accepts, dead_letter=no_dead_letters
         )
+        metrics.PIPELINE.workers[name] = worker.stats
         return build_stream_app(
             StreamSettings(
                 bootstrap=self.settings.kafka_bootstrap,

@@ -18,6 +18,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     command_port: int = 8000
     read_port: int = 8001
+    metrics_port: int | None = None
+    """Prometheus /metrics of a process without an API (relay, worker, projector), served on
+    this port when set. The APIs serve /metrics on their own port."""
     admin_token: str | None = None
 
     postgres_dsn: str = "postgresql://strata:strata@127.0.0.1:5432/strata"

@@ -52,11 +52,19 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 class Stack:
     """Both APIs of one platform, with a live projection runner behind them."""
 
-    def __init__(self, platform: Platform, command: httpx.AsyncClient, read: httpx.AsyncClient):
+    def __init__(
+        self,
+        platform: Platform,
+        command: httpx.AsyncClient,
+        read: httpx.AsyncClient,
+        patience: float = 10.0,
+    ):
         self.platform = platform
         self.command = command
         self.read = read
         self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        self.patience = patience
+        """How long `caught_up` waits by default (a Kafka worker may still be starting)."""
 
     async def new_account(self, role: str = "owner", plan: str = "basic") -> Tenant:
         created = await self.command.post(
@@ -76,8 +84,9 @@ class Stack:
         await self.caught_up(body["position"])
         return Tenant(account_id, body["id"], body["secret"], body["position"])
 
-    async def caught_up(self, position: int, timeout: float = 10.0) -> None:
+    async def caught_up(self, position: int, timeout: float | None = None) -> None:
         """Wait until the read side has applied `position` (so the key authenticates there)."""
+        timeout = self.patience if timeout is None else timeout
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             checkpoints = await self.platform.documents.checkpoints()

@@ -14,7 +14,7 @@ import uvicorn
 from litestar import Litestar
 from rich.console import Console
 
-from infra import tracing
+from infra import metrics, tracing
 from infra.bootstrap import Platform, bootstrap
 from infra.cli.options import data_dir_option, settings_for
 from infra.config import Settings
@@ -48,6 +48,8 @@ async def run_platform(
     names = [n for n, on in (("command", command), ("read", read), ("relay", relay)) if on]
     tracing.configure("strata-" + "-".join(names or ["projector"]))
     platform = bootstrap(settings)
+    if not (command or read):  # the APIs serve /metrics themselves
+        metrics.serve(settings.host, settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -101,7 +103,9 @@ async def _background(
         tasks.append(asyncio.create_task(dispatcher, name="webhook dispatcher"))
     if relay:
         await platform.ensure_topics()
-        tasks.append(asyncio.create_task(platform.relay().run(stop), name="relay"))
+        outbox = platform.relay()
+        metrics.PIPELINE.relays.append(outbox.stats)
+        tasks.append(asyncio.create_task(outbox.run(stop), name="relay"))
     if command:
         tasks.append(asyncio.create_task(_expire_idempotency(platform, stop), name="expiry"))
     if command or read:
@@ -231,6 +235,7 @@ def worker(projection: str) -> None:
         raise click.BadParameter(f"unknown projection; known: {', '.join(platform.projections())}")
     asyncio.run(platform.ensure_topics(projection))
     app = platform.stream_app(projection)
+    metrics.serve(settings.host, settings.metrics_port)
     try:
         faust.Worker(
             app, loglevel=settings.log_level.upper(), quiet=True

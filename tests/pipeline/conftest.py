@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,6 +72,20 @@ def env_of(settings: Settings) -> dict[str, str]:
     return env
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def scrape(port: int) -> str:
+    """The Prometheus text a headless process serves (STRATA_METRICS_PORT)."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    response.raise_for_status()
+    return response.text
+
+
 class Processes:
     """`strata relay` / `strata worker` processes of one test, stopped at the end."""
 
@@ -78,14 +93,15 @@ class Processes:
         self.settings = settings
         self.logs = logs
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.metrics_ports: dict[str, int] = {}
         self.started = 0
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         self.started += 1
         log = (self.logs / f"{name}-{self.started}.log").open("wb")
-        process = subprocess.Popen(
-            [STRATA, *args], env=env_of(self.settings), stdout=log, stderr=subprocess.STDOUT
-        )
+        self.metrics_ports[name] = free_port()
+        env = {**env_of(self.settings), "STRATA_METRICS_PORT": str(self.metrics_ports[name])}
+        process = subprocess.Popen([STRATA, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.running[name] = process
         return process
 
@@ -139,7 +155,7 @@ async def kafka_stack(kafka_settings: Settings, processes: Processes) -> AsyncIt
     processes.worker()
     try:
         async with _client(platform.command_app()) as command, _client(platform.read_app()) as read:
-            yield Stack(platform, command, read)
+            yield Stack(platform, command, read, patience=60.0)  # workers start slowly
     finally:
         await platform.aclose()
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from infra import provision
 from infra.cli import main
 from tests.conftest import Stack, assert_error
-from tests.pipeline.conftest import Processes, caught_up, env_of, equals_rebuild
+from tests.pipeline.conftest import Processes, caught_up, env_of, equals_rebuild, scrape
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,6 +32,12 @@ async def _ingest(stack: Stack, auth: dict[str, str], batches: int, size: int = 
         if batch % 5 == 4:
             await stack.command.delete(f"/v1/data/orders/{records[0]['id']}", headers=auth)
     return position
+
+
+def _sample(text: str, name: str) -> float:
+    """One sample's value from Prometheus text."""
+    line = next(line for line in text.splitlines() if line.startswith(name + " "))
+    return float(line.rsplit(" ", 1)[1])
 
 
 async def test_end_to_end_read_your_writes(kafka_stack: Stack, processes: Processes) -> None:
@@ -56,7 +62,20 @@ async def test_end_to_end_read_your_writes(kafka_stack: Stack, processes: Proces
     )
     assert_error(after, 401, "UNAUTHENTICATED")
 
-    await caught_up(stack.platform)
+    head = await caught_up(stack.platform)
+    relayed = _sample(await scrape(processes.metrics_ports["relay"]), "strata_relay_position")
+    assert relayed >= head  # relayed up to the head: the counters follow the relay's work
+    assert (
+        _sample(
+            await scrape(processes.metrics_ports["relay"]), "strata_relay_events_published_total"
+        )
+        >= head
+    )
+    applied = _sample(
+        await scrape(processes.metrics_ports["worker"]),
+        'strata_worker_events_applied_total{projection="lookups"}',
+    )
+    assert applied >= 4  # the account, its key, the record, the revocation
     processes.kill("relay")  # no more watermarks: the group's committed offsets catch up
     env = env_of(stack.platform.settings)
     for _ in range(60):
