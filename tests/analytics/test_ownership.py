@@ -27,7 +27,14 @@ store.close()
 
 
 def _invoke(args: list[str], data_dir: Path) -> Any:
-    env = {"STRATA_ADMIN_TOKEN": "x", "STRATA_LOG_LEVEL": "warning", "COLUMNS": "200"}
+    env: dict[str, str | None] = {
+        "STRATA_ADMIN_TOKEN": "x",
+        "STRATA_LOG_LEVEL": "warning",
+        "COLUMNS": "200",
+        # the suite exports the provisioned chdb path; this test needs the one under data_dir
+        "STRATA_CLICKHOUSE_PATH": None,
+        "STRATA_CLICKHOUSE_URL": None,
+    }
     return CliRunner().invoke(main, [*args, "--data-dir", str(data_dir)], env=env)
 
 
@@ -79,9 +86,13 @@ async def test_the_read_api_process_feeds_analytics_on_chdb(tmp_path: Path) -> N
             await platform.aclose()
 
     chdb, server = None, "http://u:p@clickhouse.example:8123/strata"
-    every = ["lookups", "search", "analytics"]
+    every = ["lookups", "search", "analytics", "webhooks"]
     assert await fed(chdb, projector=True, serves_reads=True) == every  # strata dev
-    assert await fed(chdb, projector=True, serves_reads=False) == every[:2]  # projector
+    assert await fed(chdb, projector=True, serves_reads=False) == [  # projector
+        "lookups",
+        "search",
+        "webhooks",
+    ]
     assert await fed(chdb, projector=False, serves_reads=True) == ["analytics"]  # read API
     assert await fed(server, projector=True, serves_reads=False) == every
     assert await fed(server, projector=False, serves_reads=True) == []

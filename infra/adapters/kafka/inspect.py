@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+)
 from aiokafka.structs import OffsetAndMetadata
+
+# A group coordinator is briefly unavailable while a broker loads __consumer_offsets
+# (just after start, or after a group's first commit): ask again rather than fail.
+_COORDINATOR_BUSY = (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+)
+_COORDINATOR_ATTEMPTS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +51,7 @@ async def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> lis
                 consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
             )
         ]
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        committed = await _committed_offsets(admin, group, partitions)
         ends = await consumer.end_offsets(partitions)
         return [
             PartitionLag(tp.topic, tp.partition, _offset(committed.get(tp)), ends[tp])
@@ -45,6 +60,23 @@ async def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> lis
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def _committed_offsets(
+    admin: AIOKafkaAdminClient, group: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    for attempt in range(_COORDINATOR_ATTEMPTS):
+        try:
+            offsets: dict[
+                TopicPartition, OffsetAndMetadata
+            ] = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        except _COORDINATOR_BUSY:
+            if attempt == _COORDINATOR_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(min(0.1 * 2**attempt, 1.0))
+        else:
+            return offsets
+    raise AssertionError("unreachable")
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
