@@ -16,6 +16,7 @@ from aiohttp import web
 from infra.bootstrap import bootstrap
 from infra.config import Settings
 from tests.conftest import Stack, _client
+from tests.pipeline.conftest import kafka_settings  # noqa: F401 - a fixture of test_kafka
 
 Behaviour = Callable[..., int | str]
 """Given how many times this path was hit before (0-based) and the request's JSON body,
