@@ -39,7 +39,12 @@ def configure(service: str, exporter: SpanExporter | None = None) -> bool:
 
 
 def links(traceparents: Iterable[str | None]) -> list[Link]:
-    """Links to the traces that produced some events (a batch has many parents)."""
+    """Links to the traces that produced some events (a batch has many parents); none
+    when no tracer provider is installed (the parsing costs CPU per event)."""
+    if isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    ):
+        return []
     found: list[Link] = []
     for value in traceparents:
         if value:
