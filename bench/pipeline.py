@@ -1552,18 +1552,17 @@ async def measure(
     monitor = Monitor(platform, settings.postgres_dsn, settings.postgres_schema)
     try:
         step("starting the command API, read API, relay and worker")
-        # One after the other: each process's bootstrap runs the event store's create_table
-        # (CREATE OR REPLACE FUNCTION ...), and concurrent ones can fail with "tuple
-        # concurrently updated".
+        # All at once: their bootstraps create the event store's tables under one advisory
+        # lock (infra/adapters/eventstore/recorders.py, ddl_lock), so they take turns.
         command_url = f"http://127.0.0.1:{ports['command']}"
         read_url = f"http://127.0.0.1:{ports['read']}"
         processes.start("command-api", "serve", "command-api")
-        await wait_healthy(command_url, processes)
         processes.start("read-api", "serve", "read-api")
-        await wait_healthy(read_url, processes)
         processes.start("relay", "relay")
-        await wait_relay_table(settings, processes)
         processes.start("worker", "worker", "--projection", "lookups")
+        await wait_healthy(command_url, processes)
+        await wait_healthy(read_url, processes)
+        await wait_relay_table(settings, processes)
         monitor.start()
         token, key_position = await create_key(command_url, admin_token)
         started = time.monotonic()

@@ -44,7 +44,7 @@ from infra.adapters.documents.redis import RedisDocumentStore
 from infra.adapters.documents.sqlite import SQLiteDocumentStore
 from infra.adapters.eventstore.codec import MetadataMapper, OrjsonTranscoder
 from infra.adapters.eventstore.listen import ListenNotifyEventSource
-from infra.adapters.eventstore.recorders import PostgresRecorder, SQLiteRecorder
+from infra.adapters.eventstore.recorders import PostgresRecorder, SQLiteRecorder, ddl_lock
 from infra.adapters.eventstore.store import EventLog, PollingEventSource
 from infra.adapters.jwt import InvalidTokenError, JwtService, KeyRing
 from infra.adapters.kafka.inspect import (
@@ -630,7 +630,7 @@ def _embedded_admin_token(settings: Settings, data: Path) -> tuple[str, str | No
 def postgres_datastore(settings: Settings) -> PostgresDatastore:
     params = conninfo_to_dict(settings.postgres_dsn)
     schema = settings.postgres_schema
-    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+    with ddl_lock(settings.postgres_dsn) as conn:
         conn.execute(
             psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(schema))
         )
@@ -650,7 +650,8 @@ def _distributed(settings: Settings) -> Platform:
     if not settings.admin_token:
         raise SystemExit("STRATA_ADMIN_TOKEN must be set in the distributed mode")
     recorder = PostgresRecorder(postgres_datastore(settings))
-    recorder.create_table()
+    with ddl_lock(settings.postgres_dsn):
+        recorder.create_table()
     log = EventLog(recorder, _mapper())
     # A bounded pool: a burst of requests waits for a connection instead of opening thousands.
     pool = BlockingConnectionPool.from_url(

@@ -7,17 +7,38 @@ current version of many streams at once, and a stream's events with their global
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg.sql import SQL, Identifier
 
 IDEMPOTENCY_TABLE = "strata_idempotency"
+
+# Every Strata process creates its schema and tables on start (IF NOT EXISTS, CREATE OR
+# REPLACE FUNCTION ...). PostgreSQL does not serialise concurrent DDL on its catalogs: two
+# processes starting at once can fail with "tuple concurrently updated" or a duplicate key in
+# pg_type/pg_namespace. One database-wide advisory lock makes them take turns.
+DDL_LOCK = 0x5374_7261_7461_0DD1  # "Strata" + DDL: one key for every process and schema
+
+
+@contextlib.contextmanager
+def ddl_lock(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """Hold Strata's DDL advisory lock: a session lock on a connection of its own, because
+    eventsourcing creates its types in transactions of their own (a transaction-scoped lock
+    would not cover them)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK,))
+        try:
+            yield conn
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (DDL_LOCK,))
 
 
 @dataclass(frozen=True, slots=True)

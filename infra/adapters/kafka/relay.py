@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind
 from psycopg import sql
 
 from infra import tracing
+from infra.adapters.eventstore.recorders import DDL_LOCK
 from infra.adapters.kafka.topics import Topics
 from projections.ports import EventSource
 from schemas import contract
@@ -57,12 +58,14 @@ class RelayPositions:
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-            await self._conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, position bigint "
-                    "NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
-                ).format(self.table)
-            )
+            async with self._conn.transaction():  # concurrent DDL takes turns (DDL_LOCK)
+                await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+                await self._conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, position bigint "
+                        "NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(self.table)
+                )
         return self._conn
 
     async def load(self) -> int:
