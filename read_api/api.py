@@ -19,7 +19,7 @@ from domain.record import record_id
 from projections import lookups
 from projections.ports import DocumentReader
 from read_api import history as audit
-from read_api.consistency import min_position_of, wait_for_position
+from read_api.consistency import PositionWatcher, min_position_of
 from read_api.ports import EventHistory
 from read_api.transforms import RawParam, TransformParam, resolve, transform_view
 from read_api.views import account_view, api_key_view
@@ -74,19 +74,26 @@ def min_position_gate(
     `opt` names another read model (`"reads": "search"`) also waits for its watermark."""
     extra = dict(others or {})
 
+    def reached_of(other: Callable[[], Awaitable[int]] | None) -> Callable[[], Awaitable[int]]:
+        async def reached() -> int:
+            lowest = await watermark(docs, slots)
+            return lowest if other is None else min(lowest, await other())
+
+        return reached
+
+    # One watcher per combination of read models a route waits for, shared by its requests.
+    watchers: dict[str | None, PositionWatcher] = {None: PositionWatcher(reached_of(None))}
+    for name, other in extra.items():
+        watchers[name] = PositionWatcher(reached_of(other))
+
     async def gate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         wanted = min_position_of(
             connection.query_params.get("min_position"),
             connection.headers.get("x-strata-min-position"),
         )
-        reads = connection.route_handler.opt.get("reads")
-        other = extra[reads] if reads is not None else None
-
-        async def reached() -> int:
-            lowest = await watermark(docs, slots)
-            return lowest if other is None else min(lowest, await other())
-
-        await wait_for_position(wanted, reached, timeout)
+        if wanted is None:
+            return
+        await watchers[connection.route_handler.opt.get("reads")].wait(wanted, timeout)
 
     return gate
 
