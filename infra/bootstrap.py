@@ -47,6 +47,7 @@ from infra.adapters.eventstore.listen import ListenNotifyEventSource
 from infra.adapters.eventstore.recorders import PostgresRecorder, SQLiteRecorder, ddl_lock
 from infra.adapters.eventstore.store import EventLog, PollingEventSource
 from infra.adapters.jwt import InvalidTokenError, JwtService, KeyRing
+from infra.adapters.kafka.consumer import BatchWorker
 from infra.adapters.kafka.inspect import (
     DeadLetter,
     PartitionLag,
@@ -340,6 +341,22 @@ class Platform:
         """The Faust app that feeds projection `name` from Kafka (its own consumer group)."""
         if name == webhooks.NAME:
             return self.webhook_stream_app()
+        worker, settings = self._projection_worker(name)
+        return build_stream_app(settings, worker)
+
+    def batch_worker(self, name: str) -> BatchWorker:
+        """The stream worker that feeds projection `name` from Kafka in whole fetches (its own
+        consumer group): what `strata worker` runs, except for webhooks (a Faust app)."""
+        worker, settings = self._projection_worker(name)
+        return BatchWorker(
+            worker,
+            bootstrap=settings.bootstrap,
+            group=settings.group,
+            topics=settings.topics,
+            dead_letter_topic=settings.dead_letter_topic,
+        )
+
+    def _projection_worker(self, name: str) -> tuple[ProjectionWorker, StreamSettings]:
         projection = self.projections()[name]
         topics = self.topics
         credentials_slot = topics.partitions
@@ -354,24 +371,22 @@ class Platform:
             return from_credentials == event.type.startswith(lookups.CREDENTIAL_EVENTS)
 
         async def no_dead_letters(_message: Incoming, error: BaseException) -> None:
-            raise error  # replaced by the Faust app with its dead-letter topic
+            raise error  # replaced by the transport with its dead-letter topic
 
         worker = ProjectionWorker(
             projection, slot_of=slot_of, accepts=accepts, dead_letter=no_dead_letters
         )
         metrics.PIPELINE.workers[name] = worker.stats
-        return build_stream_app(
-            StreamSettings(
-                bootstrap=self.settings.kafka_bootstrap,
-                group=self.consumer_group(name),
-                topics=[topics.events, topics.credentials]
-                if projection.reads_credentials
-                else [topics.events],
-                dead_letter_topic=topics.dead_letters(name),
-                replication=topics.replication,
-            ),
-            worker,
+        settings = StreamSettings(
+            bootstrap=self.settings.kafka_bootstrap,
+            group=self.consumer_group(name),
+            topics=[topics.events, topics.credentials]
+            if projection.reads_credentials
+            else [topics.events],
+            dead_letter_topic=topics.dead_letters(name),
+            replication=topics.replication,
         )
+        return worker, settings
 
     def consumer_group(self, projection: str) -> str:
         return f"{self.topics.prefix}projection.{projection}"

@@ -38,6 +38,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     or Kafka (`strata relay` + `strata worker`). Default: log embedded, kafka distributed."""
     relay_batch_size: int = 2000
     watermark_interval: float = 1.0
+    worker_engine: Literal["batch", "faust"] = "batch"
+    """How `strata worker` consumes for a projection: whole Kafka fetches per batch (`batch`),
+    or a Faust agent (`faust`, ~4x the CPU per event). The webhooks worker is always Faust."""
     elasticsearch_url: str = "http://127.0.0.1:9200"
     elasticsearch_index_prefix: str = "strata-"
     """The search index is `<prefix>search` (an alias over `<prefix>search-g<N>`)."""

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
 
-from streams.worker import Incoming, ProjectionWorker
+from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
 
 BATCH = 1000
 BATCH_WITHIN = 0.05  # seconds a partial batch may wait: bounds freshness
@@ -45,16 +44,7 @@ def build_app(settings: StreamSettings, worker: ProjectionWorker) -> faust.App:
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
 
     async def dead_letter(message: Incoming, error: BaseException) -> None:
-        headers = [
-            *message.headers,
-            ("strata-error", str(error)[:2000].encode()),
-            ("strata-error-type", type(error).__name__.encode()),
-            ("strata-source-topic", message.topic.encode()),
-            ("strata-source-partition", str(message.partition).encode()),
-            ("strata-source-offset", str(message.offset).encode()),
-            ("strata-projection", worker.projection.name.encode()),
-            ("strata-failed-at", datetime.now(UTC).isoformat().encode()),
-        ]
+        headers = dead_letter_headers(message, error, worker.projection.name)
         sent = await dead_letters.send(key=message.key, value=message.value, headers=headers)
         await sent  # acknowledged before the source offset can be committed
 

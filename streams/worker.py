@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from opentelemetry import propagate, trace
@@ -67,6 +68,24 @@ class Projection(Protocol):
 
 
 DeadLetter = Callable[[Incoming, BaseException], Awaitable[None]]
+
+
+def dead_letter_headers(
+    message: Incoming, error: BaseException, projection: str
+) -> list[tuple[str, bytes]]:
+    """A dead letter's headers: the original ones, then why and where it failed."""
+    return [
+        *message.headers,
+        ("strata-error", str(error)[:2000].encode()),
+        ("strata-error-type", type(error).__name__.encode()),
+        ("strata-source-topic", message.topic.encode()),
+        ("strata-source-partition", str(message.partition).encode()),
+        ("strata-source-offset", str(message.offset).encode()),
+        ("strata-projection", projection.encode()),
+        ("strata-failed-at", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
 Accepts = Callable[[str, ProjectedEvent], bool]
 
 

@@ -220,7 +220,7 @@ def relay() -> None:
 @click.command()
 @click.option("--projection", default="lookups", show_default=True, help="Which read model.")
 def worker(projection: str) -> None:
-    """Run a Faust stream worker feeding one projection from Kafka (its own consumer group).
+    """Run a stream worker feeding one projection from Kafka (its own consumer group).
 
     Start several for more throughput: they share the partitions and survive rebalances.
     """
@@ -234,11 +234,25 @@ def worker(projection: str) -> None:
     if projection not in platform.projections():
         raise click.BadParameter(f"unknown projection; known: {', '.join(platform.projections())}")
     asyncio.run(platform.ensure_topics(projection))
-    app = platform.stream_app(projection)
     metrics.serve(settings.host, settings.metrics_port)
+    if projection != "webhooks" and settings.worker_engine == "batch":  # docs/adr/0007
+        raise SystemExit(asyncio.run(_run_batch_worker(platform, projection)))
+    app = platform.stream_app(projection)
     try:
         faust.Worker(
             app, loglevel=settings.log_level.upper(), quiet=True
         ).execute_from_commandline()
     finally:
         platform.log.close()
+
+
+async def _run_batch_worker(platform: Platform, projection: str) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await platform.batch_worker(projection).run(stop)
+    finally:
+        await platform.aclose()
+    return 0

@@ -1,4 +1,4 @@
-"""The distributed pipeline for real: PostgreSQL -> relay -> Kafka -> Faust workers -> Redis.
+"""The distributed pipeline for real: PostgreSQL -> relay -> Kafka -> stream workers -> Redis.
 
 The relay and the workers run as `strata relay` / `strata worker` processes (so they can be
 killed with SIGKILL); the command and read APIs run in-process against the same servers.
@@ -96,11 +96,15 @@ class Processes:
         self.metrics_ports: dict[str, int] = {}
         self.started = 0
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, **env_vars: str) -> subprocess.Popen[bytes]:
         self.started += 1
         log = (self.logs / f"{name}-{self.started}.log").open("wb")
         self.metrics_ports[name] = free_port()
-        env = {**env_of(self.settings), "STRATA_METRICS_PORT": str(self.metrics_ports[name])}
+        env = {
+            **env_of(self.settings),
+            "STRATA_METRICS_PORT": str(self.metrics_ports[name]),
+            **env_vars,
+        }
         process = subprocess.Popen([STRATA, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.running[name] = process
         return process
@@ -108,8 +112,15 @@ class Processes:
     def relay(self) -> subprocess.Popen[bytes]:
         return self.start("relay", "relay")
 
-    def worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
-        return self.start(name, "worker", "--projection", lookups.NAME)
+    def worker(self, name: str = "worker", engine: str = "batch") -> subprocess.Popen[bytes]:
+        """A `strata worker` (STRATA_WORKER_ENGINE: `batch` by default, or `faust`)."""
+        return self.start(name, "worker", "--projection", lookups.NAME, STRATA_WORKER_ENGINE=engine)
+
+    def stop(self, name: str) -> None:
+        """SIGTERM, and wait: a worker leaves its consumer group on the way out."""
+        process = self.running.pop(name)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
 
     def kill(self, name: str) -> None:
         process = self.running.pop(name)

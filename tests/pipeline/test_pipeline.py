@@ -1,4 +1,4 @@
-"""Command -> PostgreSQL -> relay -> Kafka -> Faust -> Redis -> read API, and its faults."""
+"""Command -> PostgreSQL -> relay -> Kafka -> worker -> Redis -> read API, and its faults."""
 
 from __future__ import annotations
 
@@ -117,6 +117,23 @@ async def test_two_workers_share_partitions_and_survive_a_rebalance(
     await equals_rebuild(stack.platform)
     lags = await stack.platform.consumer_lag("lookups")
     assert {lag.partition for lag in lags if lag.topic.endswith("events")} == {0, 1, 2}
+
+
+async def test_the_faust_engine_takes_over_the_same_group(
+    kafka_stack: Stack, processes: Processes
+) -> None:
+    """STRATA_WORKER_ENGINE=faust runs the same ProjectionWorker in a Faust agent; it resumes
+    the consumer group where the batch worker left it (checkpoints skip what was applied).
+    The two engines' group protocols differ (Faust has its own assignor), so the group must
+    be empty when the engine changes: the batch worker is stopped, not killed."""
+    stack = kafka_stack
+    tenant = await stack.new_account()
+    await _ingest(stack, tenant.auth, batches=5)
+    await asyncio.to_thread(processes.stop, "worker")
+    processes.worker("faust", engine="faust")
+    await _ingest(stack, tenant.auth, batches=10)
+    await caught_up(stack.platform)
+    await equals_rebuild(stack.platform)
 
 
 async def test_broker_restart_under_load(kafka_stack: Stack, processes: Processes) -> None:
