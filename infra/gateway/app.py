@@ -28,6 +28,8 @@ from litestar.routes import HTTPRoute
 from litestar.types import ControllerRouterHandler
 
 from infra.gateway.auth import (
+    PUBLIC,
+    SCOPE,
     Authenticator,
     Prepare,
     authorization_guard,
@@ -150,6 +152,21 @@ def _document_formats(app: Litestar) -> Litestar:
     return app
 
 
+def _declare_framework_routes(app: Litestar) -> Litestar:
+    """Litestar adds routes of its own: an OPTIONS answer (204 and `Allow`) beside every
+    path, and the OpenAPI documents under `/docs`. They are public; say so, so that every
+    route of the table declares a scope or public (the guard refuses a route that does not:
+    without this, every OPTIONS request was a 500)."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            undeclared = not handler.opt.get(PUBLIC) and handler.opt.get(SCOPE) is None
+            if undeclared and handler.fn.__module__.startswith("litestar."):
+                handler.opt[PUBLIC] = True
+    return app
+
+
 def build_app(
     *,
     name: str,
@@ -207,4 +224,4 @@ def build_app(
         debug=False,
         logging_config=None,
     )
-    return _document_formats(app)
+    return _declare_framework_routes(_document_formats(app))
