@@ -173,7 +173,10 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     if isinstance(exc, NotFoundException):
         return error_response(request, 404, "NOT_FOUND", "no such route or resource")
     if isinstance(exc, MethodNotAllowedException):
-        return error_response(request, 405, "METHOD_NOT_ALLOWED", str(exc.detail))
+        # Litestar names the route's methods in `Allow` (RFC 9110 requires it on a 405).
+        return error_response(
+            request, 405, "METHOD_NOT_ALLOWED", str(exc.detail), headers=exc.headers
+        )
     if isinstance(exc, RequestEntityTooLarge):
         return error_response(request, 413, "PAYLOAD_TOO_LARGE", "the request body is too large")
     if isinstance(exc, HTTPException):
