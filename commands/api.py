@@ -15,6 +15,7 @@ from uuid import UUID
 import msgspec
 from litestar import Request, Response, delete, post, put
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import (
     FromPath,
@@ -361,23 +362,43 @@ async def ingest_stream(
         except IdempotencyRaceError as race:
             return msgspec.json.decode(race.stored.body, type=BatchWritten)
 
+    body = _StreamBody(request, limits.max_stream_bytes)
     result = await ingest_ndjson(
-        _limited(request, limits.max_stream_bytes),
+        body.chunks(),
         default_source=source,
         chunk_records=limits.stream_chunk_records,
         max_line_bytes=limits.max_line_bytes,
         write=write,
     )
+    if body.blank:
+        # Nothing was written: say so, rather than answer 200 with nothing accepted.
+        raise ValidationException(
+            "the request body is empty",
+            extra=[{"key": "$", "message": EMPTY_STREAM, "source": "body"}],
+        )
     return Envelope(data=result, meta=meta)
 
 
-async def _limited(request: Request[Any, Any, Any], max_bytes: int) -> AsyncIterator[bytes]:
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > max_bytes:
-            raise RequestEntityTooLarge
-        yield chunk
+EMPTY_STREAM = "the request body is empty: send one JSON record per line"
+
+
+class _StreamBody:
+    """The request body, read incrementally up to a limit; notes whether it held anything."""
+
+    def __init__(self, request: Request[Any, Any, Any], max_bytes: int) -> None:
+        self.request = request
+        self.max_bytes = max_bytes
+        self.blank = True
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.request.stream():
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                raise RequestEntityTooLarge
+            if self.blank and chunk.strip():
+                self.blank = False
+            yield chunk
 
 
 @delete(

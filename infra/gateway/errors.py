@@ -128,9 +128,22 @@ def _body_path(exc: ValidationException) -> tuple[str, str] | None:
     return "$" + path[len("$.data") :], message
 
 
+def _no_body(exc: ValidationException) -> bool:
+    """A route takes a JSON body (Litestar's `data`) and none was sent at all."""
+    cause = exc.__cause__
+    return isinstance(cause, msgspec.ValidationError) and str(cause) == (
+        "Object missing required field `data`"
+    )
+
+
+EMPTY_BODY = "the request body is empty: send a JSON object"
+
+
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
     body = _body_path(exc)
-    if body is not None:
+    if _no_body(exc):
+        details = [{"field": "$", "message": EMPTY_BODY, "in": "body"}]
+    elif body is not None:
         field, message = body
         details = [{"field": field, "message": message, "in": "body"}]
     else:
