@@ -14,8 +14,10 @@ import binascii
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import SkipValidation
 
 from commands.auth import EventStoreAuthenticator
@@ -27,13 +29,27 @@ from domain.errors import InvalidValueError
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _oauth_error(status: int, error: str, description: str) -> Response[dict[str, str]]:
+class AccessToken(msgspec.Struct):
+    """A successful token response (RFC 6749 §5.1)."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+class OAuthErrorBody(msgspec.Struct):
+    """An error response (RFC 6749 §5.2); not Strata's envelope."""
+
+    error: str
+    error_description: str
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response[OAuthErrorBody]:
     headers = dict(NO_STORE)
     if error == "invalid_client":
         headers["WWW-Authenticate"] = 'Basic realm="strata"'
-    return Response(
-        {"error": error, "error_description": description}, status_code=status, headers=headers
-    )
+    return Response(OAuthErrorBody(error, description), status_code=status, headers=headers)
 
 
 def _client(request: Request[Any, Any, Any], form: dict[str, str]) -> tuple[str, str] | None:
@@ -94,6 +110,19 @@ def _scopes(form: dict[str, str], held: frozenset[Scope]) -> frozenset[Scope]:
     "/v1/oauth/token",
     status_code=200,
     opt={"public": True},
+    responses={
+        200: ResponseSpec(AccessToken, description="An access token", generate_examples=False),
+        400: ResponseSpec(
+            OAuthErrorBody,
+            description="invalid_request, unsupported_grant_type or invalid_scope (RFC 6749)",
+            generate_examples=False,
+        ),
+        401: ResponseSpec(
+            OAuthErrorBody,
+            description="invalid_client: unknown client or wrong secret (RFC 6749)",
+            generate_examples=False,
+        ),
+    },
     summary="Exchange an API key for a short-lived access token (client credentials)",
     description="Form fields: grant_type=client_credentials, optional scope (space-separated). "
     "Client authentication: HTTP Basic with the key id and the key secret, or client_id and "
@@ -103,7 +132,7 @@ async def token(
     request: Request[Any, Any, Any],
     keys: NamedDependency[SkipValidation[EventStoreAuthenticator]],
     tokens: NamedDependency[SkipValidation[TokenIssuer]],
-) -> Response[dict[str, Any]]:
+) -> Response[Any]:
     form = {k: str(v) for k, v in (await request.form()).items()}
     try:
         claimed, token_value = _grant(form, _client(request, form))
@@ -113,11 +142,6 @@ async def token(
         return _oauth_error(exc.status, exc.error, exc.description)
     issued = await asyncio.to_thread(tokens.issue, principal, wanted)
     return Response(
-        {
-            "access_token": issued.access_token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-            "scope": issued.scope,
-        },
+        AccessToken(issued.access_token, "Bearer", issued.expires_in, issued.scope),
         headers=NO_STORE,
     )
