@@ -115,12 +115,19 @@ ERROR_RESPONSES = {
 }
 
 
-def _documented(routes: Sequence[ControllerRouterHandler]) -> list[ControllerRouterHandler]:
-    """Every guarded route documents the error envelope for the statuses the gateway uses."""
+def _documented(
+    routes: Sequence[ControllerRouterHandler], statuses: Sequence[int] | None = None
+) -> list[ControllerRouterHandler]:
+    """Every guarded route documents the error envelope for the statuses the gateway uses;
+    public routes those the gateway answers before routing (per-IP limits, timeouts)."""
+    errors = {s: ERROR_RESPONSES[s] for s in statuses} if statuses else ERROR_RESPONSES
     for handler in routes:
         if isinstance(handler, HTTPRouteHandler):
-            handler.responses = {**ERROR_RESPONSES, **(handler.responses or {})}
+            handler.responses = {**errors, **(handler.responses or {})}
     return list(routes)
+
+
+PUBLIC_ERRORS = (408, 429, 503)
 
 
 _FORMAT_SCHEMAS = {
@@ -185,11 +192,7 @@ def build_app(
         route_handlers=[
             # Every API route sits behind the guard; health, metrics and docs are public.
             Router("/", route_handlers=_documented(routes), guards=[guard]),
-            health,
-            readiness,
-            detailed_health,
-            jwks,
-            metrics,
+            *_documented([health, readiness, detailed_health, jwks, metrics], PUBLIC_ERRORS),
         ],
         dependencies=dependencies,
         middleware=[

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import SkipValidation
 
 from schemas.responses import Health
@@ -62,7 +63,12 @@ async def _probe_all(checks: dict[str, Check]) -> dict[str, DependencyHealth]:
 Checks = NamedDependency[SkipValidation[dict[str, Check]]]
 
 
-@get("/readiness", opt={"public": True}, summary="Dependencies are reachable")
+@get(
+    "/readiness",
+    opt={"public": True},
+    responses={503: ResponseSpec(Health, description="Not ready: a dependency is failing")},
+    summary="Dependencies are reachable",
+)
 async def readiness(checks: Checks) -> Response[Health]:
     """Ready once every dependency answers (stores reachable, schemas migrated)."""
     results = await _probe_all(checks)
@@ -76,7 +82,12 @@ async def readiness(checks: Checks) -> Response[Health]:
     )
 
 
-@get("/health/detailed", opt={"public": True}, summary="Each dependency's status and latency")
+@get(
+    "/health/detailed",
+    opt={"public": True},
+    responses={503: ResponseSpec(DetailedHealth, description="Degraded: a dependency is failing")},
+    summary="Each dependency's status and latency",
+)
 async def detailed_health(checks: Checks) -> Response[DetailedHealth]:
     results = await _probe_all(checks)
     ok = all(r.status == "ok" for r in results.values())
