@@ -124,6 +124,11 @@ def _documented(
     for handler in routes:
         if isinstance(handler, HTTPRouteHandler):
             handler.responses = {**errors, **(handler.responses or {})}
+            # The scope a route needs is part of its contract: say it in the spec (OpenAPI
+            # 3.1 lets any scheme list the roles it needs). Public routes name no scheme.
+            scope = handler.opt.get(SCOPE)
+            if scope is not None and not handler.opt.get(PUBLIC):
+                handler.security = [{"bearer": [str(scope)]}]
     return list(routes)
 
 
@@ -218,11 +223,13 @@ def build_app(
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
-                        type="http", scheme="bearer", description="An API key (sk_live_...)"
+                        type="http",
+                        scheme="bearer",
+                        description="An API key (sk_live_...) or an access token from "
+                        "POST /v1/oauth/token. An operation lists the scope it needs.",
                     ),
                 }
             ),
-            security=[{"bearer": []}],
         ),
         debug=False,
         logging_config=None,
