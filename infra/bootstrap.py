@@ -84,7 +84,7 @@ from read_api.api import ROUTES as READ_ROUTES
 from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
 from read_api.billing import get_invoice
-from read_api.listing import list_records
+from read_api.listing import ROUTES as LISTING_ROUTES
 from read_api.query import query_records
 from read_api.querylang import QueryLimits
 from read_api.search import ROUTES as SEARCH_ROUTES
@@ -511,7 +511,7 @@ class Platform:
             description="Queries over the read models, audit histories and past states.",
             routes=[
                 *READ_ROUTES,
-                list_records,
+                *LISTING_ROUTES,
                 *TRANSFORM_READS,
                 *SEARCH_ROUTES,
                 query_records,

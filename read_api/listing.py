@@ -92,3 +92,36 @@ async def list_records(
     if chosen is not None:
         response.headers["X-Transform-Errors"] = str(len(errors))
     return response
+
+
+@get("/v1/data/query", opt={"scope": Scope.DATA_READ, "formats": True}, include_in_schema=False)
+async def list_query_source(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    docs: NamedDependency[SkipValidation[DocumentReader]],
+    meta: NamedDependency[Meta],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    format: FormatParam = None,  # noqa: A002 - the query parameter's public name
+    transform: TransformParam = None,
+    raw: RawParam = False,
+) -> Stream:
+    """`POST /v1/data/query` makes `query` a static segment, which shadows
+    `GET /v1/data/{source}` for a source named `query` (Litestar does not fall back to the
+    parameter route): list it here."""
+    result: Stream = await list_records.fn(
+        source="query",
+        request=request,
+        principal=principal,
+        docs=docs,
+        meta=meta,
+        limit=limit,
+        cursor=cursor,
+        format=format,
+        transform=transform,
+        raw=raw,
+    )
+    return result
+
+
+ROUTES = [list_records, list_query_source]

@@ -244,6 +244,7 @@ CROSS_TENANT: dict[str, str] = {
     "GET /v1/account/{account_id}/history": NOT_FOUND,
     "GET /v1/apikey/{key_id}": NOT_FOUND,
     "GET /v1/data/{source}": OWN,
+    "GET /v1/data/query": OWN,
     "GET /v1/transform/custom": OWN,
     "GET /v1/transform/custom/{transformation_id}": NOT_FOUND,
     "GET /v1/transform/custom/{transformation_id}/history": NOT_FOUND,
@@ -573,6 +574,7 @@ async def test_the_documents_agree_with_the_route_table(apps: tuple[Litestar, Li
         "command GET /metrics",
         "read GET /metrics",
         "read GET /v1/data/{source}/search/history",
+        "read GET /v1/data/query",
     }
 
 
