@@ -6,9 +6,10 @@ throughput beside a raw aiokafka produce/consume baseline measured in the same r
                                        [--profile PREFIX]
 
 The pipeline: POST /v1/ingest/batch commits events to PostgreSQL -> `strata relay` publishes
-them to Kafka (and per-partition watermarks) -> `strata worker --projection lookups` (Faust)
-applies them to Redis -> the read API answers `GET /v1/data/{source}/{id}?min_position=N`
-once the projection has applied position N.
+them to Kafka (and per-partition watermarks) -> `strata worker --projection lookups` (a batch
+consumer loop; STRATA_WORKER_ENGINE=faust: a Faust agent) applies them to Redis -> the read
+API answers `GET /v1/data/{source}/{id}?min_position=N` once the projection has applied
+position N.
 
 What it does, in one run:
 1. starts PostgreSQL, Redis and Kafka if needed (`infra.provision.up`); a fresh schema, Redis
@@ -1344,9 +1345,9 @@ async def bare_worker(
     settings: Settings, offsets: list[tuple[str, int, int, int]], pids: dict[str, int]
 ) -> BareWorker:
     """Strata's own worker logic (ProjectionWorker: contract decode, projection rules, the
-    Redis Lua commit with checkpoints) fed by a plain aiokafka consumer instead of Faust, over
+    Redis Lua commit with checkpoints) fed by a plain aiokafka consumer in this client, over
     exactly the messages the worker drained alone, into a separate Redis namespace: what the
-    worker costs without Faust. slot_of/accepts as Platform.stream_app builds them."""
+    worker's logic costs without its process. slot_of/accepts as Platform builds them."""
     bare = msgspec.structs.replace(settings, redis_prefix=f"{settings.redis_prefix}-bare")
     platform = bootstrap(bare)
     consumer = AIOKafkaConsumer(bootstrap_servers=bare.kafka_bootstrap, enable_auto_commit=False)
@@ -1653,7 +1654,7 @@ async def measure(
         iso = results.isolated
 
         async def bare_phase(_attempt: int) -> BareWorker:
-            step("Strata's worker logic without Faust: plain aiokafka -> ProjectionWorker.handle")
+            step("Strata's worker logic in this client: plain aiokafka -> ProjectionWorker.handle")
             bw = await bare_worker(settings, iso.offsets, processes.pids())
             note(f"{bw.rate:,.0f} events/s ({bw.messages:,} messages, {bw.cpu_s:.2f} s CPU here)")
             return bw
@@ -1853,7 +1854,7 @@ def summary(results: Results, console: Console) -> None:
         )
         if results.bare_worker is not None:
             table.add_row(
-                "  its logic without Faust (plain aiokafka)",
+                "  its logic in this client (plain aiokafka)",
                 "",
                 f"{results.bare_worker.rate:,.0f}",
                 f"{raw.consume_rate:,.0f} consume",
@@ -1881,8 +1882,8 @@ def summary(results: Results, console: Console) -> None:
         if results.bare_worker is not None:
             bw = results.bare_worker
             console.print(
-                f"worker logic without Faust: {bw.events_applied:,} events in {bw.seconds:.2f} s "
-                f"({bw.cpu_s:.2f} s CPU in this client); Faust worker / this "
+                f"worker logic in this client: {bw.events_applied:,} events in {bw.seconds:.2f} s "
+                f"({bw.cpu_s:.2f} s CPU in this client); worker process / this "
                 f"{results.ratios['worker_alone/bare_worker']:.3f}. CPU: " + _cores(bw.cpu_cores)
             )
     c = results.checks
