@@ -916,12 +916,12 @@ def versions(redis_url: str, es_url: str) -> dict[str, str]:
         out["redis server"] = str(client.info("server").get("redis_version"))
     finally:
         client.close()
-    with contextlib.suppress(Exception):
-        out["elasticsearch server"] = orjson.loads(
-            subprocess.run(
-                ["curl", "-s", es_url], capture_output=True, check=False, timeout=10
-            ).stdout
-        )["version"]["number"]
+    with contextlib.suppress(Exception):  # `GET /` may be refused (405): ask the node
+        url = f"{es_url}/_nodes/_local?filter_path=nodes.*.version"
+        nodes = orjson.loads(
+            subprocess.run(["curl", "-s", url], capture_output=True, check=False, timeout=10).stdout
+        )["nodes"]
+        out["elasticsearch server"] = str(next(iter(nodes.values()))["version"])
     with contextlib.suppress(Exception):
         out["wrk"] = (
             subprocess.run([wrk.wrk_binary(), "-v"], capture_output=True, text=True, check=False)
