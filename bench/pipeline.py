@@ -6,8 +6,8 @@ throughput beside a raw aiokafka produce/consume baseline measured in the same r
                                        [--profile PREFIX]
 
 The pipeline: POST /v1/ingest/batch commits events to PostgreSQL -> `strata relay` publishes
-them to Kafka (and per-partition watermarks) -> `strata worker --projection lookups` (a batch
-consumer loop; STRATA_WORKER_ENGINE=faust: a Faust agent) applies them to Redis -> the read
+them to Kafka (and per-partition watermarks) -> `strata worker --projection lookups` (a Faust
+agent, or with `--engine batch` a plain batch consumer loop) applies them to Redis -> the read
 API answers `GET /v1/data/{source}/{id}?min_position=N` once the projection has applied
 position N.
 
@@ -1723,6 +1723,7 @@ def run(args: argparse.Namespace) -> Results:
         min_position_timeout=args.min_position_timeout,
         watermark_interval=args.watermark_interval,
         relay_batch_size=args.relay_batch_size,
+        worker_engine=args.engine,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     for name in Settings.__struct_fields__:
@@ -1737,6 +1738,7 @@ def run(args: argparse.Namespace) -> Results:
         versions=versions(dsn, redis_url),
         settings={
             "run": run_id,
+            "engine": args.engine,
             "rate": args.rate,
             "seconds": args.seconds,
             "warmup": args.warmup,
@@ -1963,6 +1965,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "aiokafka."
     )
     parser.add_argument("--rate", type=float, default=2000, help="records (events) per second")
+    parser.add_argument(
+        "--engine",
+        choices=["faust", "batch"],
+        default=Settings.worker_engine,
+        help="the projection worker's STRATA_WORKER_ENGINE (default: the product's)",
+    )
     parser.add_argument("--seconds", type=float, default=30, help="measured load duration")
     parser.add_argument("--warmup", type=float, default=5, help="unmeasured load first (s)")
     parser.add_argument(

@@ -38,9 +38,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     or Kafka (`strata relay` + `strata worker`). Default: log embedded, kafka distributed."""
     relay_batch_size: int = 2000
     watermark_interval: float = 1.0
-    worker_engine: Literal["batch", "faust"] = "batch"
-    """How `strata worker` consumes for a projection: whole Kafka fetches per batch (`batch`),
-    or a Faust agent (`faust`, ~4x the CPU per event). The webhooks worker is always Faust."""
+    worker_engine: Literal["faust", "batch"] = "faust"
+    """How `strata worker` consumes for a projection: a Faust agent (`faust`, the design's
+    stream processor), or whole Kafka fetches handed to the same projection code (`batch`,
+    ~1/4 of the CPU per event: docs/adr/0007-kafka-pipeline.md). Webhooks are always Faust."""
     elasticsearch_url: str = "http://127.0.0.1:9200"
     elasticsearch_index_prefix: str = "strata-"
     """The search index is `<prefix>search` (an alias over `<prefix>search-g<N>`)."""

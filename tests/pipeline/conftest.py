@@ -112,8 +112,8 @@ class Processes:
     def relay(self) -> subprocess.Popen[bytes]:
         return self.start("relay", "relay")
 
-    def worker(self, name: str = "worker", engine: str = "batch") -> subprocess.Popen[bytes]:
-        """A `strata worker` (STRATA_WORKER_ENGINE: `batch` by default, or `faust`)."""
+    def worker(self, name: str = "worker", engine: str = "faust") -> subprocess.Popen[bytes]:
+        """A `strata worker` (STRATA_WORKER_ENGINE: `faust` by default, or `batch`)."""
         return self.start(name, "worker", "--projection", lookups.NAME, STRATA_WORKER_ENGINE=engine)
 
     def stop(self, name: str) -> None:

@@ -119,18 +119,18 @@ async def test_two_workers_share_partitions_and_survive_a_rebalance(
     assert {lag.partition for lag in lags if lag.topic.endswith("events")} == {0, 1, 2}
 
 
-async def test_the_faust_engine_takes_over_the_same_group(
+async def test_the_batch_engine_takes_over_the_same_group(
     kafka_stack: Stack, processes: Processes
 ) -> None:
-    """STRATA_WORKER_ENGINE=faust runs the same ProjectionWorker in a Faust agent; it resumes
-    the consumer group where the batch worker left it (checkpoints skip what was applied).
-    The two engines' group protocols differ (Faust has its own assignor), so the group must
-    be empty when the engine changes: the batch worker is stopped, not killed."""
+    """STRATA_WORKER_ENGINE=batch feeds the same ProjectionWorker whole Kafka fetches; it
+    resumes the consumer group where the Faust worker left it (checkpoints skip what was
+    applied). The two engines' group protocols differ (Faust has its own assignor), so the
+    group must be empty when the engine changes: the Faust worker is stopped, not killed."""
     stack = kafka_stack
     tenant = await stack.new_account()
     await _ingest(stack, tenant.auth, batches=5)
     await asyncio.to_thread(processes.stop, "worker")
-    processes.worker("faust", engine="faust")
+    processes.worker("batch", engine="batch")
     await _ingest(stack, tenant.auth, batches=10)
     await caught_up(stack.platform)
     await equals_rebuild(stack.platform)
