@@ -1,0 +1,65 @@
+"""One LISTEN/NOTIFY source serves every runner of a process (a projector feeds several
+projections): a commit wakes all of them, not one (the others used to sleep until their
+timeout, so read-your-writes and revocations were ~1 s late behind `strata projector`)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from commands.ports import CommandContext
+from domain.access import OPERATOR
+from domain.usage import UsageReport
+from infra.adapters.eventstore.listen import ListenNotifyEventSource
+from infra.bootstrap import bootstrap
+from infra.config import from_env
+from tests.conftest import ADMIN_TOKEN
+
+pytestmark = pytest.mark.integration
+
+WAITERS = 4
+NEVER = 60.0  # the safety poll and the waits' timeout: only a notification ends them sooner
+
+
+async def test_a_commit_wakes_every_waiter(pg_schema: Any, redis_url: str) -> None:
+    settings = from_env(
+        {},
+        mode="distributed",
+        postgres_dsn=pg_schema.dsn,
+        postgres_schema=pg_schema.schema,
+        postgres_pool_size=2,
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,
+    )
+    platform = bootstrap(settings)
+    assert isinstance(platform.source, ListenNotifyEventSource)
+    source = ListenNotifyEventSource(
+        platform.log, settings.postgres_dsn, platform.source.channel, safety_poll=NEVER
+    )
+    try:
+        await source.wait(0, NEVER)  # the first wait returns once LISTEN is in place
+
+        async def commit() -> int:
+            hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            report = UsageReport(
+                account_id=str(uuid.uuid4()), hour=hour.isoformat(), calls={"read": 1}
+            )
+            ctx = CommandContext(principal=OPERATOR, correlation_id="test")
+            await asyncio.to_thread(platform.log.append, [report], ctx, lambda c: c)
+            return await source.head()
+
+        head = await commit()
+        for _ in range(3):  # every time, not just the first
+            waiters = [asyncio.create_task(source.wait(head, NEVER)) for _ in range(WAITERS)]
+            await asyncio.sleep(0.2)  # all of them are waiting now
+            assert not any(w.done() for w in waiters)
+            head = await commit()
+            _, pending = await asyncio.wait(waiters, timeout=NEVER / 2)
+            assert not pending, f"{len(pending)} of {WAITERS} waiters were not woken"
+    finally:
+        await source.close()
+        await platform.aclose()
