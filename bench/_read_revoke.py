@@ -7,7 +7,7 @@ model (which the read API authenticates from) can be fed:
     .venv/bin/python bench/_read_revoke.py [--modes embedded,log,kafka] [--count 30] [--json]
 
 - embedded: `strata dev` (one process: both APIs and the projection runner; SQLite, and
-  fakeredis for the lookups);
+  SQLite for the read models);
 - log: `strata serve command-api`, `strata projector` and `strata serve read-api`
   (PostgreSQL, Redis; LISTEN/NOTIFY on the event store's log);
 - kafka: `strata serve command-api`, `strata relay`, `strata worker --projection lookups`
