@@ -23,6 +23,7 @@ from read_api.querylang import (
     CompiledQuery,
     QueryError,
     QueryLimits,
+    _level_name,
     compile_query,
     parse_query,
 )
@@ -195,7 +196,9 @@ def valid_query(draw: st.DrawFn) -> dict[str, Any]:
         field = draw(st.sampled_from([*DATA_FIELDS, "version"]))
         agg: dict[str, Any] = {"fn": fn, "field": field, "as": f"a{i}"}
         if fn == "quantiles":
-            agg["levels"] = draw(st.lists(st.floats(0, 1), min_size=1, max_size=3, unique=True))
+            # distinct result columns: 1.0 and 0.9999999999999999 are both `_p100`
+            levels = st.lists(st.floats(0, 1), min_size=1, max_size=3, unique_by=_level_name)
+            agg["levels"] = draw(levels)
         aggregates.append(agg)
     names = [*groups, *(["t"] if bucket else []), "n"]
     names += [a["as"] for a in aggregates if a["fn"] not in ("quantiles", "count")]

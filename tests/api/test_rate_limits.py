@@ -79,8 +79,12 @@ async def test_headers_on_every_response_and_429_when_spent(limited: Stack) -> N
     assert_error(refused, 429, "RATE_LIMITED")
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert int(refused.headers["retry-after"]) >= 1
-    # The account's bucket is shared by its keys: the other key, unused so far, is refused too.
-    assert_error(await stack.read.get("/v1/data/s/a", headers=second_key), 429, "RATE_LIMITED")
+    # The account's bucket is shared by its keys: the other key, unused so far, finds it empty
+    # (refused, or admitted on the one token that refilled meanwhile on a slow machine: 2/s).
+    other = await stack.read.get("/v1/data/s/a", headers=second_key)
+    assert other.headers["x-ratelimit-remaining"] == "0", other.headers
+    if other.status_code != 404:
+        assert_error(other, 429, "RATE_LIMITED")
 
 
 async def test_concurrent_clients_never_exceed_the_limit_by_one_percent(limited: Stack) -> None:
