@@ -18,6 +18,7 @@ from infra import metrics, tracing
 from infra.bootstrap import Platform, bootstrap
 from infra.cli.options import data_dir_option, settings_for
 from infra.config import Settings
+from projections import webhooks
 
 
 class _Server(uvicorn.Server):
@@ -235,7 +236,7 @@ def worker(projection: str) -> None:
         raise click.BadParameter(f"unknown projection; known: {', '.join(platform.projections())}")
     asyncio.run(platform.ensure_topics(projection))
     metrics.serve(settings.host, settings.metrics_port)
-    if projection != "webhooks" and settings.worker_engine == "batch":  # docs/adr/0007
+    if projection != webhooks.NAME and settings.worker_engine == "batch":  # docs/adr/0007
         raise SystemExit(asyncio.run(_run_batch_worker(platform, projection)))
     app = platform.stream_app(projection)
     try:
