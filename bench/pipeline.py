@@ -1968,7 +1968,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--engine",
         choices=["faust", "batch"],
-        default=Settings.worker_engine,
+        default=Settings().worker_engine,
         help="the projection worker's STRATA_WORKER_ENGINE (default: the product's)",
     )
     parser.add_argument("--seconds", type=float, default=30, help="measured load duration")
