@@ -44,7 +44,6 @@ import platform
 import random
 import secrets
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -72,6 +71,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _common import BenchError, err, free_port, step  # noqa: E402
+
 from domain.record import Record  # noqa: E402
 from infra import provision  # noqa: E402 - after the path fix, so it runs from a checkout
 
@@ -87,13 +88,6 @@ IN_WINDOW = "notification_id > %s AND notification_id <= %s AND topic = ANY(%s)"
 EVENTS_TABLE = "stored_events"
 COPY_COLUMNS = "(originator_id, originator_version, topic, state)"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-err = Console(stderr=True, highlight=False)
-
-
-class BenchError(RuntimeError):
-    pass
-
 
 # --------------------------------------------------------------------------------------------
 # Machine and process accounting
@@ -346,12 +340,6 @@ class Meter:
 # --------------------------------------------------------------------------------------------
 # The server under test
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -815,10 +803,6 @@ class Results:
     phases: dict[str, Phase] = field(default_factory=dict)
     ratio: float | None = None
     ratio_vs: dict[str, float] = field(default_factory=dict)
-
-
-def step(text: str) -> None:
-    err.print(f"[bold cyan]>[/bold cyan] {text}")
 
 
 def wait_quiet(max_wait: float, busy_below: float = 0.2) -> float:

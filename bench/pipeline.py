@@ -64,7 +64,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -92,6 +91,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _common import BenchError, err, free_port, note, step  # noqa: E402
+
 from infra import provision  # noqa: E402 - after the path fix, so it runs from a checkout
 from infra.bootstrap import Platform, bootstrap  # noqa: E402
 from infra.config import Settings, from_env  # noqa: E402
@@ -108,21 +109,6 @@ BURST_BATCH = 1000
 BURST_CONCURRENCY = 2
 PROFILE_RESET = signal.SIGRTMIN + 1  # bench/_pipeline_sampler.py
 PROFILE_REPORT = signal.SIGRTMIN + 2
-
-err = Console(stderr=True, highlight=False)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def step(text: str) -> None:
-    err.print(f"[bold cyan]>[/bold cyan] {text}")
-
-
-def note(text: str) -> None:
-    err.print(f"  {text}")
-
 
 # --------------------------------------------------------------------------------------------
 # The machine, versions and CPU accounting
@@ -307,12 +293,6 @@ def build_bodies(rng: random.Random, prefix: str, requests: int, batch: int) -> 
 # --------------------------------------------------------------------------------------------
 # The processes under test
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

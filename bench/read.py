@@ -56,7 +56,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -86,6 +85,7 @@ for path in (ROOT, ROOT / "bench"):
 import _read_data as data  # noqa: E402
 import _read_revoke as revoke  # noqa: E402
 import _read_wrk as wrk  # noqa: E402
+from _common import BenchError, err, free_port, note, step  # noqa: E402
 from _read_cpu import CpuSnapshot, busy_cores, cores_text  # noqa: E402
 
 from infra import provision  # noqa: E402 - after the path fix, so it runs from a checkout
@@ -105,30 +105,9 @@ TARGET_QUERY_MS, GOAL_QUERY_MS = 500, 100
 PROFILE_RESET = signal.SIGRTMIN + 1  # bench/_pipeline_sampler.py
 PROFILE_REPORT = signal.SIGRTMIN + 2
 
-err = Console(stderr=True, highlight=False)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def step(text: str) -> None:
-    err.print(f"[bold cyan]>[/bold cyan] {text}")
-
-
-def note(text: str) -> None:
-    err.print(f"  {text}")
-
-
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
