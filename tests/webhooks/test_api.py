@@ -27,7 +27,13 @@ async def register(
         headers=tenant.auth,
     )
     assert response.status_code == 201, response.text
-    return dict(response.json()["data"])
+    created = dict(response.json()["data"])
+    # Read your write: the webhooks read model has the endpoint before the test reads it.
+    seen = await stack.read.get(
+        f"/v1/webhooks/{created['id']}?min_position={created['position']}", headers=tenant.auth
+    )
+    assert seen.status_code == 200, seen.text
+    return created
 
 
 async def ingest(stack: Stack, tenant: Tenant, key: str, data: dict[str, Any]) -> int:
