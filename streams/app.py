@@ -7,13 +7,17 @@ store, per partition, so whichever worker gets a partition resumes where it was 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
+
+log = logging.getLogger(__name__)
 
 BATCH = 1000
 BATCH_WITHIN = 0.05  # seconds a partial batch may wait: bounds freshness
@@ -52,13 +56,47 @@ def build_app(settings: StreamSettings, worker: ProjectionWorker) -> faust.App:
 
     @app.agent(source, concurrency=1)
     async def project(stream: faust.StreamT[Any]) -> None:
-        # Offsets of a batch are acknowledged only after handle() returns.
-        # take_events exists on faust-streaming's Stream; its type stubs lag behind.
-        batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]
-        async for events in batches:
-            await worker.handle([_incoming(event) for event in events])
+        await consume_batches(app, stream, worker.handle)
 
     return app
+
+
+async def consume_batches(
+    app: faust.App,
+    stream: faust.StreamT[Any],
+    handle: Callable[[list[Incoming]], Awaitable[None]],
+) -> None:
+    """Feed the stream to `handle` in batches; a batch's offsets are acknowledged (so
+    committed) only once `handle` returned for it.
+
+    faust's `take_events` acks a batch in a `finally`. On a stop, faust closes that generator
+    while the agent is still inside `handle` (then cancels the agent): the batch was acked
+    and its offsets committed though its events were never applied, and the partition's
+    next owner never saw them (measured: a worker stopped mid-batch committed all of it).
+    So a batch's messages are marked acknowledged while `handle` runs, which makes faust's
+    ack skip them, and unmarked once it returned, so the ack that follows counts. A batch
+    that did not finish stays uncommitted and is delivered again.
+
+    A handler error stops the worker (its supervisor restarts it from the committed
+    offsets): faust would restart the agent on the messages after the failed batch, whose
+    checkpoints would then make the failed ones be skipped for good.
+    """
+    # take_events exists on faust-streaming's Stream; its type stubs lag behind.
+    batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]
+    async for events in batches:
+        messages = [event.message for event in events]
+        for message in messages:
+            message.acked = True  # withheld from faust's ack until handle() returned
+        try:
+            await handle([_incoming(event) for event in events])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.critical("stream handler failed; stopping the worker", exc_info=exc)
+            await app.crash(exc)
+            raise
+        for message in messages:
+            message.acked = False  # released: the ack as the loop goes on counts
 
 
 def _incoming(event: Any) -> Incoming:

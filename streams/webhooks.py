@@ -30,7 +30,7 @@ from projections.delivery import DeliveryStore, Dispatcher, Planner
 from projections.webhooks import EVENT_PREFIX, NAME, LogFedWebhooks
 from schemas import contract
 from schemas.events import ProjectedEvent
-from streams.app import BATCH, BATCH_WITHIN, StreamSettings, _incoming
+from streams.app import StreamSettings, consume_batches
 from streams.worker import Incoming
 
 log = logging.getLogger(__name__)
@@ -164,15 +164,11 @@ def build_app(
 
     @app.agent(credentials, concurrency=1, name=f"{NAME}-directory")
     async def directory(stream: faust.StreamT[Any]) -> None:
-        batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]
-        async for batch in batches:
-            await feed.handle_credentials([_incoming(event) for event in batch])
+        await consume_batches(app, stream, feed.handle_credentials)
 
     @app.agent(events, concurrency=1, name=f"{NAME}-events")
     async def enqueue(stream: faust.StreamT[Any]) -> None:
-        batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]
-        async for batch in batches:
-            await feed.handle_events([_incoming(event) for event in batch])
+        await consume_batches(app, stream, feed.handle_events)
 
     @app.task  # type: ignore[untyped-decorator]
     async def dispatch() -> None:
