@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from projections.changes import AddMember, Delete, Merge, Positioned, Put, RemoveMember
+from projections.ports import linked_by_two_reads
 
 
 class Documents:
@@ -69,6 +70,11 @@ class Documents:
     async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         return [await self.get(key) for key in keys]
 
+    async def get_linked(
+        self, key: str, field: str, prefix: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        return await linked_by_two_reads(self, key, field, prefix)
+
     async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
         members = self.sets.get(set_key, [])
         start = bisect.bisect_right(members, after) if after is not None else 0
@@ -108,6 +114,11 @@ class MemoryDocumentStore:
 
     async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         return await self.generations[self.active].get_many(keys)
+
+    async def get_linked(
+        self, key: str, field: str, prefix: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        return await self.generations[self.active].get_linked(key, field, prefix)
 
     async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
         return await self.generations[self.active].members(set_key, after=after, limit=limit)

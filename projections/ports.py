@@ -85,6 +85,14 @@ class DocumentReader(Protocol):
 
     async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]: ...
 
+    async def get_linked(
+        self, key: str, field: str, prefix: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """A document and the one its string `field` names (`prefix` + the value), read
+        together: one round trip where the store is remote (e.g. an API key and its account,
+        on every authenticated request)."""
+        ...
+
     async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
         """Members of an ordered set, ascending, strictly after `after`."""
         ...
@@ -92,6 +100,17 @@ class DocumentReader(Protocol):
     async def checkpoints(self) -> dict[int, int]:
         """Per source partition, the position of the last event applied."""
         ...
+
+
+async def linked_by_two_reads(
+    reader: DocumentReader, key: str, field: str, prefix: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """`get_linked` for stores where a read is cheap (in process)."""
+    doc = await reader.get(key)
+    target = doc.get(field) if doc is not None else None
+    if not isinstance(target, str):
+        return doc, None
+    return doc, await reader.get(prefix + target)
 
 
 @runtime_checkable

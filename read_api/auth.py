@@ -35,12 +35,13 @@ class ReadModelAuthenticator:
     async def _principal(
         self, key_id: UUID, token: str | None, scopes: frozenset[Scope] | None
     ) -> Principal | None:
-        key = await self.docs.get(lookups.apikey_key(str(key_id)))
+        key, account = await self.docs.get_linked(
+            lookups.apikey_key(str(key_id)), "account_id", lookups.account_key("")
+        )
         if key is None or key.get("status") != "active":
             return None
         if token is not None and not token_matches(token, key["secret_hash"]):
             return None
-        account = await self.docs.get(lookups.account_key(key["account_id"]))
         if account is None or account.get("status") == "closed":
             return None
         held = parse_scopes(key["scopes"])

@@ -53,6 +53,31 @@ async def test_changes_apply_once_with_their_checkpoint(store: DocumentStore) ->
     assert await store.get_many(["doc:a", "missing"]) == [await store.get("doc:a"), None]
 
 
+async def test_a_document_and_the_one_it_names_read_together(store: DocumentStore) -> None:
+    writer = store.writer(await store.active_generation())
+    await writer.apply(
+        [
+            Positioned(1, Put("account:a1", {"plan": "pro", "status": "active"})),
+            Positioned(1, Put("apikey:k1", {"account_id": "a1", "scopes": ["data:read"]})),
+            Positioned(1, Put("apikey:k2", {"account_id": "gone"})),
+            Positioned(1, Put("apikey:k3", {"account_id": 7})),  # not a string: names nothing
+            Positioned(1, Put("apikey:k4", {"name": "no link"})),
+        ],
+        partition=0,
+        position=1,
+    )
+    key, account = await store.get_linked("apikey:k1", "account_id", "account:")
+    assert key == {"account_id": "a1", "scopes": ["data:read"]}
+    assert account == {"plan": "pro", "status": "active"}
+    assert await store.get_linked("apikey:k2", "account_id", "account:") == (
+        {"account_id": "gone"},
+        None,
+    )
+    assert (await store.get_linked("apikey:k3", "account_id", "account:"))[1] is None
+    assert (await store.get_linked("apikey:k4", "account_id", "account:"))[1] is None
+    assert await store.get_linked("apikey:none", "account_id", "account:") == (None, None)
+
+
 async def test_members_page_in_order(store: DocumentStore) -> None:
     writer = store.writer(await store.active_generation())
     names = [f"r{i:03d}" for i in range(25)]

@@ -55,6 +55,20 @@ if position > floor then redis.call('HSET', cpkey, partition, position) end
 return floor
 """
 
+# ARGV: namespace, key, field, prefix. The document at key, and the one its field's JSON
+# string value names (prefix .. value), or {} when there is none.
+_GET_LINKED = """
+local doc = redis.call('HGETALL', ARGV[1] .. ARGV[2])
+local target
+for i = 1, #doc, 2 do
+  if doc[i] == ARGV[3] then target = doc[i + 1] break end
+end
+if target == nil then return {doc, {}} end
+local ok, value = pcall(cjson.decode, target)
+if not ok or type(value) ~= 'string' then return {doc, {}} end
+return {doc, redis.call('HGETALL', ARGV[1] .. ARGV[4] .. value)}
+"""
+
 _POINTER_TTL = 0.5  # seconds a reader trusts its cached view of the active generation
 
 
@@ -92,6 +106,7 @@ class RedisDocumentStore:
         self.name = name
         self.base = f"{prefix}:{name}"
         self._apply = client.register_script(_APPLY)
+        self._get_linked = client.register_script(_GET_LINKED)
         self._active: tuple[int, float] | None = None
 
     def namespace(self, generation: int) -> str:
@@ -136,6 +151,11 @@ class RedisDocumentStore:
     async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         return await self.writer(await self.active_generation()).get_many(keys)
 
+    async def get_linked(
+        self, key: str, field: str, prefix: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        return await self.writer(await self.active_generation()).get_linked(key, field, prefix)
+
     async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
         generation = self.writer(await self.active_generation())
         return await generation.members(set_key, after=after, limit=limit)
@@ -176,6 +196,13 @@ class RedisGeneration:
             raw = await self.store.client.hgetall(self.ns + key)
         return _decode(raw) if raw else None
 
+    async def get_linked(
+        self, key: str, field: str, prefix: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        with _available():
+            doc, linked = await self.store._get_linked(args=[self.ns, key, field, prefix])
+        return (_pairs(doc) if doc else None), (_pairs(linked) if linked else None)
+
     async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         async with self.store.client.pipeline(transaction=False) as pipe:
             for key in keys:
@@ -203,6 +230,11 @@ def _available() -> Iterator[None]:
         yield
     except (RedisConnectionError, RedisTimeoutError, BusyLoadingError) as exc:
         raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, Any]:
+    """A document from a script's flat [field, value, ...] reply."""
+    return _decode(dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 def _decode(raw: Mapping[Any, Any]) -> dict[str, Any]:

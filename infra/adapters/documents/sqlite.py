@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import orjson
 
 from projections.changes import AddMember, Delete, Merge, Positioned, Put, RemoveMember
+from projections.ports import linked_by_two_reads
 
 T = TypeVar("T")
 
@@ -115,6 +116,11 @@ class SQLiteDocumentStore:
     async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         return await self.writer(await self.active_generation()).get_many(keys)
 
+    async def get_linked(
+        self, key: str, field: str, prefix: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        return await self.writer(await self.active_generation()).get_linked(key, field, prefix)
+
     async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
         generation = self.writer(await self.active_generation())
         return await generation.members(set_key, after=after, limit=limit)
@@ -209,6 +215,11 @@ class SQLiteGeneration:
 
     async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         return [await self.get(key) for key in keys]
+
+    async def get_linked(
+        self, key: str, field: str, prefix: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        return await linked_by_two_reads(self, key, field, prefix)
 
     async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
         rows = self.store._read.execute(
