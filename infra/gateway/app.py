@@ -179,6 +179,22 @@ def _declare_framework_routes(app: Litestar) -> Litestar:
     return app
 
 
+def _resolve_dependencies_in_line(app: Litestar) -> Litestar:
+    """Litestar resolves a handler's independent dependencies as concurrent tasks (an anyio
+    task group per request). Ours are constants and reads of the request's state, with
+    nothing to wait for: four tasks per read by id cost ~9 % of its CPU (cProfile) for no
+    overlap. One dependency per batch makes Litestar await each in turn, in the order the
+    batches already respect."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for _, model in route.route_handler_map.values():
+            model.dependency_batches = [
+                {one} for batch in model.dependency_batches for one in batch
+            ]
+    return app
+
+
 def build_app(
     *,
     name: str,
@@ -234,4 +250,4 @@ def build_app(
         debug=False,
         logging_config=None,
     )
-    return _declare_framework_routes(_document_formats(app))
+    return _resolve_dependencies_in_line(_declare_framework_routes(_document_formats(app)))

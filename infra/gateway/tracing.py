@@ -12,8 +12,19 @@ from opentelemetry.trace import Span, SpanKind
 tracer = trace.get_tracer("strata.http")
 
 
+_UNTRACED = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)  # no provider installed
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
+
+
 @contextmanager
 def server_span(service: str, scope: Scope, headers: dict[bytes, bytes]) -> Iterator[Span]:
+    if isinstance(trace.get_tracer_provider(), _UNTRACED) and not any(
+        name in headers for name in _TRACE_HEADERS
+    ):
+        # Tracing off and no caller context to carry on (into event metadata): nothing to
+        # record, so skip the carrier, the extraction and the context switch.
+        yield trace.INVALID_SPAN
+        return
     carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
     context = propagate.extract(carrier)
     name = f"{scope.get('method')} {scope.get('path')}"
