@@ -9,7 +9,8 @@ an older or redelivered write never replaces a newer one (docs/adr/0008-search.m
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -146,12 +147,37 @@ def term_value(value: Any) -> str | None:
 
 
 def terms(data: dict[str, Any]) -> dict[str, list[str]]:
-    """Exact terms per addressable path (what `filter[...]` and `sort=data.` use)."""
+    """Exact terms per addressable path (what `filter[...]` uses)."""
+    return _per_path(data, term_value)
+
+
+def sort_key(value: Any) -> str | None:
+    """A scalar as text whose byte order is the order `sort=data.<path>` promises: numbers
+    by value (IEEE-754 bits made order-preserving, as 16 hex digits), then false and true,
+    then strings (code point order). One encoding, so both engines sort alike."""
+    if isinstance(value, bool):
+        return "1" + ("1" if value else "0")
+    if isinstance(value, int | float):
+        number = float(value) if value != 0 else 0.0  # -0.0 sorts as 0
+        (bits,) = struct.unpack(">Q", struct.pack(">d", number))
+        bits = bits ^ 0xFFFF_FFFF_FFFF_FFFF if bits >> 63 else bits | 1 << 63
+        return f"0{bits:016x}"
+    if isinstance(value, str):
+        return "2" + value if len(value) <= MAX_TERM_CHARS else None
+    return None
+
+
+def sort_keys(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Sort keys per addressable path (what `sort=data.<path>` orders by)."""
+    return _per_path(data, sort_key)
+
+
+def _per_path(data: dict[str, Any], form: Callable[[Any], str | None]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for path, value in leaves(data):
         if not FIELD_PATH.fullmatch(path):
             continue
-        term = term_value(value)
+        term = form(value)
         if term is not None:
             values = out.setdefault(path, [])
             if term not in values:

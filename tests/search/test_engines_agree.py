@@ -28,6 +28,7 @@ from projections.search import (
     SearchQuery,
     SearchStore,
     Sort,
+    sort_keys,
     terms,
     text_values,
 )
@@ -35,7 +36,8 @@ from projections.search import (
 WORDS = ["red", "green", "blue", "Red"]
 scalars = st.one_of(
     st.sampled_from(["x", "y", "Y", "x y", "red fox", "green", "l" * 300]),
-    st.integers(0, 3),
+    st.integers(-12, 12),  # numbers sort by value: 9 before 10, -5 before 2
+    st.sampled_from([2.5, -0.5, 100.0, 1e15]),
     st.booleans(),
     st.none(),
 )
@@ -89,11 +91,12 @@ def reference(docs: dict[str, dict[str, Any]], query: SearchQuery) -> list[str]:
         return [
             f[0] for f in sorted(ordered, key=lambda f: f[1]["updated_us"], reverse=s.descending)
         ]
-    present = [f for f in found if f[2].get(s.path)]
-    missing = sorted(f[0] for f in found if not f[2].get(s.path))
+    keyed = [(key, sort_keys(doc["data"]).get(s.path)) for key, doc, _ in found]
+    present = [(key, keys) for key, keys in keyed if keys]
+    missing = sorted(key for key, keys in keyed if not keys)
     pick = max if s.descending else min
     ordered = sorted(present, key=lambda f: f[0])
-    ordered = sorted(ordered, key=lambda f: pick(f[2][s.path]), reverse=s.descending)
+    ordered = sorted(ordered, key=lambda f: pick(f[1]), reverse=s.descending)
     return [f[0] for f in ordered] + missing
 
 

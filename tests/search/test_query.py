@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from infra.adapters.search.common import FRAGMENT_CHARS, POST, PRE, align, fragment, highlights
 from infra.adapters.search.elastic_query import query_string
@@ -161,3 +163,39 @@ def test_fragments_escape_text_and_mark_matches() -> None:
         ("p", f"{PRE}same{POST}"),
         ("q", f"{PRE}same{POST}"),
     ]
+
+
+_numbers = st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
+_scalars = st.one_of(_numbers, st.booleans(), st.text(max_size=20))
+
+
+@given(_numbers, _numbers)
+def test_sort_keys_order_numbers_by_value(a: float, b: float) -> None:
+    ka, kb = search.sort_key(a), search.sort_key(b)
+    assert ka is not None
+    assert kb is not None
+    if a < b:
+        assert ka < kb
+    elif a == b:
+        assert ka == kb  # 0 and -0.0, 1 and 1.0 alike
+
+
+@given(st.lists(_scalars, min_size=1, max_size=12))
+def test_sort_keys_put_numbers_then_booleans_then_strings(values: list[object]) -> None:
+    def rank(value: object) -> tuple[int, object]:
+        if isinstance(value, bool):
+            return (1, value)
+        if isinstance(value, int | float):
+            return (0, value)
+        return (2, value)
+
+    by_key = sorted(values, key=lambda v: search.sort_key(v) or "")
+    assert [rank(v) for v in by_key] == sorted(rank(v) for v in values)
+
+
+def test_sort_keys_per_path_skip_long_strings_like_terms() -> None:
+    data = {"a": [3, "x", 3], "b": {"c": True}, "long": "l" * 300, "bad key": 1}
+    assert search.sort_keys(data) == {
+        "a": [search.sort_key(3), "2x"],
+        "b.c": ["11"],
+    }

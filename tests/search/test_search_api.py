@@ -198,6 +198,32 @@ async def test_sorts(stack: Stack) -> None:
     assert await order("_score") == ["k1", "k2", "k3", "k4"]  # no q: all 0, then by id
 
 
+async def test_numbers_sort_by_value_then_booleans_then_strings(stack: Stack) -> None:
+    tenant = await stack.new_account()
+    values = {"n1": 9, "n2": 10, "n3": -5, "n4": 2.5, "n5": 100, "b": True, "s": "10", "m": None}
+    records = [
+        {"id": key, "data": {"price": value} if value is not None else {}}
+        for key, value in values.items()
+    ]
+    position = await ingest(stack, tenant, "items", records)
+
+    async def order(sort: str) -> list[str]:
+        return ids(await search(stack, tenant, "items", position, sort=sort))
+
+    ascending = ["n3", "n4", "n1", "n2", "n5", "b", "s", "m"]  # missing last either way
+    assert await order("data.price") == ascending
+    assert await order("-data.price") == [*reversed(ascending[:-1]), "m"]
+    seen: list[str] = []
+    params: dict[str, Any] = {"sort": "data.price", "limit": 3}
+    while True:  # cursors follow the same order
+        page = await search(stack, tenant, "items", position, **params)
+        seen += ids(page)
+        if not page["next_cursor"]:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert seen == ascending
+
+
 @pytest.mark.parametrize(
     ("sort", "q"),
     [("_score", "common"), ("id", None), ("-updated_at", None), ("data.group", None)],

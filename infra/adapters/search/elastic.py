@@ -34,6 +34,7 @@ from projections.search import (
     SearchPage,
     SearchQuery,
     latest,
+    sort_keys,
     terms,
     text_values,
 )
@@ -53,6 +54,8 @@ MAPPING: dict[str, Any] = {
         "updated_us": {"type": "long"},
         "data": {"type": "object", "enabled": False},
         "terms": {"type": "flattened", "depth_limit": 1, "ignore_above": 256},
+        # `projections.search.sort_key` per path: what `sort=data.<path>` orders by.
+        "sortkeys": {"type": "flattened", "depth_limit": 1, "ignore_above": 300},
         "text": {"type": "text", "position_increment_gap": 100, "index_options": "offsets"},
     },
 }
@@ -136,6 +139,12 @@ class ElasticSearchIndex:
                 await self._create(self.index(1), MAPPING, self.shards)
                 actions = [{"add": {"index": self.index(1), "alias": self.alias}}]
                 await self.client.indices.update_aliases(actions=actions)
+            else:
+                # Fields added to MAPPING since the index was made (adding is allowed on a
+                # live index; documents written before lack them until `strata replay search`).
+                await self.client.indices.put_mapping(
+                    index=self.alias, properties=MAPPING["properties"]
+                )
         self._ready = True
 
     # GenerationStore
@@ -281,6 +290,7 @@ class ElasticGeneration:
             return [orjson.dumps({"delete": meta})]
         doc = stored(change, item.position)
         doc["terms"] = terms(change.data)
+        doc["sortkeys"] = sort_keys(change.data)
         doc["text"] = [text for _, text in text_values(change.data)]
         return [orjson.dumps({"index": meta}), orjson.dumps(doc)]
 
@@ -341,7 +351,7 @@ class ElasticGeneration:
                     size=1000,
                     sort=[{"account_id": "asc"}, {"source": "asc"}, {"id": "asc"}],
                     search_after=after,
-                    source_excludes=["text", "terms"],
+                    source_excludes=["text", "terms", "sortkeys"],
                 )
                 hits = found["hits"]["hits"]
                 for hit in hits:

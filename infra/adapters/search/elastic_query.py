@@ -33,7 +33,7 @@ def request(q: SearchQuery) -> dict[str, Any]:
         "size": q.limit + 1,
         "track_total_hits": True,
         "track_scores": True,
-        "source_excludes": ["text", "terms"],
+        "source_excludes": ["text", "terms", "sortkeys"],
     }
     if q.after is not None:
         out["search_after"] = list(q.after)
@@ -89,7 +89,7 @@ def sort(by: Sort) -> list[dict[str, Any]]:
         return [{"updated_us": order}, tiebreak]
     if by.field == "id":
         return [{"id": order}]
-    return [{f"terms.{by.path}": {"order": order, "missing": "_last"}}, tiebreak]
+    return [{f"sortkeys.{by.path}": {"order": order, "missing": "_last"}}, tiebreak]
 
 
 def hit(found: dict[str, Any]) -> SearchHit:

@@ -26,6 +26,7 @@ from projections.search import (
     SearchPage,
     SearchQuery,
     latest,
+    sort_keys,
     terms,
     text_values,
 )
@@ -59,12 +60,24 @@ class SQLiteSearchIndex:
             "INSERT OR IGNORE INTO generations (name, active, latest) VALUES (?, 1, 1)", (name,)
         )
         self._create_tables(1)
+        for generation in self._existing_generations():
+            self._create_tables(generation)  # tables added since it was made
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}-w")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}-r")
 
     def tables(self, generation: int) -> Tables:
         base = f"{self.name}_g{generation}"
-        return Tables(*(f"{base}_{t}" for t in ("docs", "fts", "terms", "gone", "checkpoints")))
+        names = ("docs", "fts", "terms", "gone", "checkpoints", "sortkeys")
+        return Tables(*(f"{base}_{t}" for t in names))
+
+    def _existing_generations(self) -> list[int]:
+        prefix = f"{self.name}_g"
+        rows = self._write.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ESCAPE '\\'",
+            (prefix.replace("_", "\\_") + "%\\_docs",),
+        ).fetchall()
+        found = (row[0][len(prefix) : -len("_docs")] for row in rows)
+        return sorted(int(number) for number in found if number.isdigit())
 
     def _create_tables(self, generation: int) -> None:
         t = self.tables(generation)
@@ -86,6 +99,12 @@ class SQLiteSearchIndex:
             "(doc_id TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;"
             f"CREATE TABLE IF NOT EXISTS {t.checkpoints} "
             "(slot INTEGER PRIMARY KEY, position INTEGER NOT NULL);"
+            # What `sort=data.<path>` orders by (projections.search.sort_key). Added after
+            # the first release: created here for older generations too (empty until
+            # `strata replay search` rewrites their documents).
+            f"CREATE TABLE IF NOT EXISTS {t.sortkeys} "
+            "(doc INTEGER NOT NULL, path TEXT NOT NULL, value TEXT NOT NULL);"
+            f"CREATE INDEX IF NOT EXISTS {t.sortkeys}_doc ON {t.sortkeys} (doc, path, value);"
         )
 
     async def _on_writer(self, fn: Callable[[], T]) -> T:
@@ -193,6 +212,7 @@ class SQLiteSearchGeneration:
         if row is not None:
             conn.execute(f"DELETE FROM {t.fts} WHERE rowid = ?", (row[0],))
             conn.execute(f"DELETE FROM {t.terms} WHERE doc = ?", (row[0],))
+            conn.execute(f"DELETE FROM {t.sortkeys} WHERE doc = ?", (row[0],))
             conn.execute(f"DELETE FROM {t.docs} WHERE rowid = ?", (row[0],))
         if not isinstance(change, IndexDoc):
             conn.execute(
@@ -223,6 +243,10 @@ class SQLiteSearchGeneration:
         conn.executemany(
             f"INSERT INTO {t.terms} (doc, path, value) VALUES (?, ?, ?)",
             [(rowid, path, v) for path, values in terms(change.data).items() for v in values],
+        )
+        conn.executemany(
+            f"INSERT INTO {t.sortkeys} (doc, path, value) VALUES (?, ?, ?)",
+            [(rowid, path, v) for path, values in sort_keys(change.data).items() for v in values],
         )
 
     async def checkpoints(self) -> dict[int, int]:

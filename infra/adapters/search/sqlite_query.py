@@ -26,6 +26,7 @@ class Tables(NamedTuple):
     terms: str
     gone: str
     checkpoints: str
+    sortkeys: str
 
 
 def stored_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -102,7 +103,8 @@ class Search:
         if sort.field == "id":
             return "NULL", [], f"key {way}", f"key {up} ?", [after[0]] if after else []
         pick = "MAX" if sort.descending else "MIN"  # like Elasticsearch on many values
-        value = f"(SELECT {pick}(value) FROM {self.t.terms} t WHERE t.doc = d.rowid AND t.path = ?)"
+        keys = self.t.sortkeys
+        value = f"(SELECT {pick}(value) FROM {keys} t WHERE t.doc = d.rowid AND t.path = ?)"
         order = f"sv IS NULL, sv {way}, key ASC"  # missing values last, either way
         if after and after[0] is None:
             return value, [sort.path], order, "(sv IS NULL AND key > ?)", [after[1]]
