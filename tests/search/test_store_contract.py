@@ -235,3 +235,50 @@ async def test_elastic_connection_failures_are_store_unavailable() -> None:
             await store.search(SearchQuery("acc", "s"))
     finally:
         await client.close()
+
+
+async def _sorted_keys(store: SearchStore) -> list[str]:
+    page = await store.search(SearchQuery("acc", "s", sort=Sort("data", False, "n"), limit=10))
+    return [hit.record["id"] for hit in page.hits]
+
+
+async def test_sqlite_generations_made_before_sort_keys_get_them(tmp_path: Path) -> None:
+    """A file from before the `sortkeys` table: reopened, every generation has it; documents
+    written since sort by value, older ones as missing until a replay."""
+    path = tmp_path / "search.sqlite"
+    old = SQLiteSearchIndex(path)
+    await (await old.new_generation()).apply([put(1, "old", {"n": 1})], 0, 1)
+    await old.activate(2)
+    for generation in (1, 2):
+        old._write.execute(f"DROP TABLE {old.tables(generation).sortkeys}")
+    old.close()
+    store = SQLiteSearchIndex(path)
+    try:
+        writer = store.writer(2)
+        await writer.apply([put(2, "ten", {"n": 10}), put(3, "nine", {"n": 9})], 0, 3)
+        assert await _sorted_keys(store) == ["nine", "ten", "old"]
+    finally:
+        store.close()
+
+
+@pytest.mark.integration
+async def test_an_elastic_index_made_before_sort_keys_gets_the_field(
+    elasticsearch_url: str, es_index_prefix: str
+) -> None:
+    """The mapping is strict: without `sortkeys` added on start, every write would fail."""
+    client = AsyncElasticsearch(elasticsearch_url)
+    store = ElasticSearchIndex(client, es_index_prefix)
+    try:
+        before = {k: v for k, v in MAPPING["properties"].items() if k != "sortkeys"}
+        await client.indices.create(
+            index=store.index(1), mappings={**MAPPING, "properties": before}
+        )
+        await client.indices.update_aliases(
+            actions=[{"add": {"index": store.index(1), "alias": store.alias}}]
+        )
+        writer = store.writer(await store.active_generation())
+        await writer.apply([put(1, "ten", {"n": 10}), put(2, "nine", {"n": 9})], 0, 2)
+        await client.indices.refresh(index=store.alias)
+        assert await _sorted_keys(store) == ["nine", "ten"]
+    finally:
+        await client.close()
