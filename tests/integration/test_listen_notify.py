@@ -63,3 +63,62 @@ async def test_a_commit_wakes_every_waiter(pg_schema: Any, redis_url: str) -> No
     finally:
         await source.close()
         await platform.aclose()
+
+
+async def test_a_commit_in_another_schema_wakes_no_one(
+    postgres_dsn: str, redis_url: str, pg_schema: Any
+) -> None:
+    """NOTIFY channels are per database: each schema's recorder has its own channel, so
+    another deployment's (or test's) commits do not wake this one's listeners."""
+    import psycopg  # noqa: PLC0415
+    from psycopg import sql  # noqa: PLC0415
+
+    other_schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(other_schema)))
+
+    def platform_in(schema: str) -> Any:
+        return bootstrap(
+            from_env(
+                {},
+                mode="distributed",
+                postgres_dsn=postgres_dsn,
+                postgres_schema=schema,
+                postgres_pool_size=2,
+                redis_url=redis_url,
+                admin_token=ADMIN_TOKEN,
+            )
+        )
+
+    mine, other = platform_in(pg_schema.schema), platform_in(other_schema)
+    assert mine.source.channel != other.source.channel  # type: ignore[attr-defined]
+    source = ListenNotifyEventSource(
+        mine.log,
+        postgres_dsn,
+        mine.source.channel,
+        safety_poll=NEVER,  # type: ignore[attr-defined]
+    )
+    try:
+        await source.wait(0, NEVER)  # listening
+        head = await source.head()
+        waiter = asyncio.create_task(source.wait(head, NEVER))
+        await asyncio.sleep(0.2)
+        ctx = CommandContext(principal=OPERATOR, correlation_id="test")
+
+        def report() -> UsageReport:
+            hour = "2026-01-01T00:00:00+00:00"
+            return UsageReport(account_id=str(uuid.uuid4()), hour=hour, calls={"read": 1})
+
+        await asyncio.to_thread(other.log.append, [report()], ctx, lambda c: c)
+        await asyncio.sleep(1.0)
+        assert not waiter.done()  # the other schema's commit did not wake it
+        await asyncio.to_thread(mine.log.append, [report()], ctx, lambda c: c)
+        await asyncio.wait_for(waiter, NEVER / 2)  # its own does
+    finally:
+        await source.close()
+        await mine.aclose()
+        await other.aclose()
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other_schema))
+            )

@@ -63,6 +63,9 @@ class PositionedEvent:
 class PostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore) -> None:
         super().__init__(datastore)
+        # NOTIFY/LISTEN channels are per database, not per schema: named after the table
+        # alone, every deployment (or test) in the database woke every other's listeners.
+        self.channel_name = f"{datastore.schema}_{self.events_table_name}"[:63]
         schema = Identifier(datastore.schema)
         table = Identifier(self.events_table_name)
         idem = Identifier(IDEMPOTENCY_TABLE)
