@@ -5,7 +5,8 @@
   (`ElasticGeneration.apply`), on a side slot so the feed's checkpoints are untouched;
 - analytics: rows generated inside ClickHouse (`INSERT ... SELECT FROM numbers()`) into the
   records table the adapter created, shaped as the projection writes them (the ingested JSON
-  as text), with older versions and tombstones so that FINAL has work to do. Run as
+  as text, from which the table derives its typed `fields`), with older versions and
+  tombstones so that FINAL has work to do. Run as
   `python bench/_read_data.py analytics ...` in its own process: chdb allows one owner per
   data path, and the read API takes it over afterwards.
 """
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target  # noqa: E402
+from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target, schema  # noqa: E402
 from projections import search  # noqa: E402
 from schemas.events import ProjectedEvent  # noqa: E402
 
@@ -192,12 +193,12 @@ def load_analytics(path: str, account: str, source: str, count: int) -> dict[str
     store = ClickHouseAnalyticsStore(Target.of(None, path))
     try:
         generation = asyncio.run(store.active_generation())  # opens and migrates
-        table = store.table("records", generation)
+        table = store.table(schema.RECORDS, generation)
         started = time.perf_counter()
         for statement in analytics_sql(table, account, source, count):
 
             def run(client: Any, sql: str = statement) -> None:
-                client.command(sql)
+                client.command(sql, settings=schema.JSON_SETTINGS)  # as the adapter inserts
 
             store.conn.call(run)
         seconds = time.perf_counter() - started

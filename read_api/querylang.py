@@ -1,10 +1,12 @@
 """The analytics query language, compiled to parameterized ClickHouse SQL. Pure.
 
 Nothing a caller sends becomes SQL text: field names and functions are looked up in
-whitelists and turn into fixed SQL fragments; every value, every JSON path segment and the
-account are bound parameters (`{p0:String}`); result columns are named `c0, c1...` in SQL
-and renamed here. A query that passes `compile_query` runs; one that does not raises
-`QueryError` naming the offending part (docs/adr/0009-analytics.md has the language).
+whitelists and turn into fixed SQL fragments; every value and the account are bound
+parameters (`{p0:String}`), every JSON path segment a bound identifier
+(`fields.{p1:Identifier}.:String`, a typed subcolumn of the records' JSON column); result
+columns are named `c0, c1...` in SQL and renamed here. A query that passes `compile_query`
+runs; one that does not raises `QueryError` naming the offending part
+(docs/adr/0009-analytics.md has the language).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ MAX_STRING = 4096
 DEFAULT_LEVELS = (0.5, 0.9, 0.99)
 MIN_YEAR, MAX_YEAR = 1900, 2261  # DateTime64(6) covers 1900-2299
 
-NUMERIC_JSON = "('Int64', 'UInt64', 'Double')"
 BUCKETS = {
     "minute": "toStartOfMinute({})",
     "hour": "toStartOfHour({})",
@@ -240,6 +241,7 @@ def resolve(name: str, where: str) -> Field:
 class _Sql:
     parameters: dict[str, Any] = field(default_factory=dict)
     _paths: dict[tuple[str, ...], str] = field(default_factory=dict)
+    _subcolumns: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     def bind(self, value: Any, sql_type: str) -> str:
         name = f"p{len(self.parameters)}"
@@ -247,24 +249,39 @@ class _Sql:
         return "{" + name + ":" + sql_type + "}"
 
     def path(self, f: Field) -> str:
-        """`data, {p1:String}, {p2:String}`: the arguments of a JSON function for `f`."""
+        """`data, {p1:String}, {p2:String}`: the arguments of a function on the JSON text."""
         if f.path not in self._paths:
             keys = ", ".join(self.bind(segment, "String") for segment in f.path)
             self._paths[f.path] = f"data, {keys}"
         return self._paths[f.path]
 
+    def subcolumn(self, f: Field) -> str:
+        """`fields.{p1:Identifier}.{p2:Identifier}`: the field's value in the JSON column
+        (a Dynamic: NULL when absent, null, or an object)."""
+        if f.path not in self._subcolumns:
+            segments = ".".join(self.bind(segment, "Identifier") for segment in f.path)
+            self._subcolumns[f.path] = f"fields.{segments}"
+        return self._subcolumns[f.path]
+
     def typed(self, f: Field, kind: str) -> str:
-        """A data field's value if it has JSON type `kind` (string/number/bool), else NULL."""
-        args = self.path(f)
+        """A data field's value if it has JSON type `kind` (string/number/bool), else NULL:
+        one typed subcolumn (numbers: the integer and float ones, as Float64)."""
+        value = self.subcolumn(f)
         if kind == "string":
-            return f"if(JSONType({args}) = 'String', JSONExtractString({args}), NULL)"
+            return f"{value}.:String"
         if kind == "number":
-            return f"if(JSONType({args}) IN {NUMERIC_JSON}, JSONExtractFloat({args}), NULL)"
-        return f"if(JSONType({args}) = 'Bool', JSONExtractBool({args}), NULL)"
+            integer, unsigned = f"toFloat64({value}.:Int64)", f"toFloat64({value}.:UInt64)"
+            return f"coalesce({integer}, {value}.:Float64, {unsigned})"
+        return f"{value}.:Bool"
 
     def raw(self, f: Field) -> str:
-        """A data field's JSON text; NULL when absent or null."""
-        return f"nullIf(nullIf(JSONExtractRaw({self.path(f)}), ''), 'null')"
+        """A data field's value as JSON text; NULL when absent, null or an object."""
+        return f"toJSONString({self.subcolumn(f)})"
+
+    def has(self, f: Field) -> str:
+        """Whether the record has the key (even with null or an object): a value in the
+        JSON column answers for most rows; the others look in the text (short-circuit)."""
+        return f"(isNotNull({self.subcolumn(f)}) OR JSONHas({self.path(f)}))"
 
     def moment(self, f: Field) -> str:
         if f.kind == "time":
@@ -321,7 +338,7 @@ def _filter(sql: _Sql, flt: Filter, where: str) -> str:
             raise QueryError(f"{where}.op", "exists applies to data fields only")
         if value is not None and not isinstance(value, bool):
             raise QueryError(f"{where}.value", "exists takes true, false or no value")
-        return f"JSONHas({sql.path(f)}) = {sql.bind(value is not False, 'Bool')}"
+        return f"{sql.has(f)} = {sql.bind(value is not False, 'Bool')}"
     if f.kind != "json" and op not in OPS_BY_KIND[f.kind]:
         raise QueryError(f"{where}.op", f"{op} does not apply to {f.name}")
     if op in ("in", "not_in"):
@@ -398,7 +415,7 @@ def _aggregate(sql: _Sql, agg: Aggregate, where: str) -> _Out:
     f = resolve(agg.field, f"{where}.field")
     name = _alias(agg.as_, f"{where}.as") or f"{fn}_{agg.field.replace('.', '_')}"
     if fn == "count":
-        expr = f"countIf(JSONHas({sql.path(f)}))" if f.kind == "json" else "count()"
+        expr = f"countIf({sql.has(f)})" if f.kind == "json" else "count()"
         return _Out(expr, [Column(name, "int")], _int)
     if fn == "uniq":
         target = sql.raw(f) if f.kind == "json" else f.column

@@ -108,7 +108,7 @@ async def test_injection_shaped_values_stay_data(seeded: ClickHouseAnalyticsStor
         {"data.status": EVIL, "count": 1}
     ]
     tables = await seeded.conn.rows(
-        "SELECT count() FROM system.tables WHERE database = {d:String} AND name = 'records_g1'",
+        "SELECT count() FROM system.tables WHERE database = {d:String} AND name = 'records_v2_g1'",
         {"d": seeded.db},
     )
     assert tables == [(1,)]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from infra.adapters.clickhouse import ChdbPathOwnedError, ClickHouseAnalyticsStore, Target
-from infra.adapters.clickhouse.schema import MIGRATIONS
+from infra.adapters.clickhouse.schema import MIGRATIONS, RECORDS
 from projections import analytics
 from projections.projection import Projection
 from read_api.querylang import QueryLimits, compile_query, parse_query
@@ -23,7 +23,7 @@ from tests.analytics.conftest import ACCOUNT, OTHER, Events
 
 async def latest(store: ClickHouseAnalyticsStore) -> dict[tuple[str, str, str], Any]:
     """Every live record of the active generation: (account, source, id) -> (version, data)."""
-    table = store.table("records", await store.active_generation())
+    table = store.table(RECORDS, await store.active_generation())
     rows = await store.conn.rows(
         f"SELECT account_id, source, id, version, data FROM {table} FINAL WHERE is_deleted = 0"
     )
@@ -119,7 +119,7 @@ async def test_generations_swap_and_drop(store: ClickHouseAnalyticsStore, events
         {"d": store.db},
     )
     assert [t for (t,) in tables if t.endswith("_g1")] == []
-    assert {"records_g2", "usage_g2", "checkpoints_g2"} <= {t for (t,) in tables}
+    assert {"records_v2_g2", "usage_g2", "checkpoints_g2"} <= {t for (t,) in tables}
 
 
 async def test_migrations_apply_once_and_survive_a_restart(chdb_path: str) -> None:

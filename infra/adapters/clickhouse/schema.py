@@ -12,6 +12,25 @@ from dataclasses import dataclass
 from typing import Any
 
 PROJECTION = "analytics"
+RECORDS = "records_v2"
+"""The records table (migration 4): the ingested JSON text and the same JSON as typed
+subcolumns (`fields`); `records_gN`, migration 3's table of text only, is copied into it."""
+
+JSON_SETTINGS: dict[str, Any] = {
+    "input_format_try_infer_dates": 0,  # "2026-01-31" stays a String (not a Date)
+    "input_format_try_infer_datetimes": 0,
+    "json_type_escape_dots_in_keys": 1,  # {"a.b": 1} is not the path a.b of {"a": {"b": 1}}
+    "type_json_skip_duplicated_paths": 1,  # so the escaped "a%2Eb" and "a.b" never collide
+    # Arrays of mixed types are Array(Dynamic): [false, "a"] does not become ["false", "a"].
+    "input_format_json_read_bools_as_strings": 0,
+    "input_format_json_read_bools_as_numbers": 0,
+    "input_format_json_read_numbers_as_strings": 0,
+    "input_format_json_read_arrays_as_strings": 0,
+    "input_format_json_read_objects_as_strings": 0,
+}
+"""How `data` becomes `fields`: settings of every statement that writes records. The
+MATERIALIZED expression uses the inserting statement's settings (a column added by ALTER
+would be computed with the server's defaults instead, so migration 4 copies the rows)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +99,46 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         per_generation=True,
     ),
+    Migration(
+        4,
+        "records_v2: data also as a JSON column with typed subcolumns; records copied over",
+        (
+            # `fields` holds `data` as ClickHouse's JSON type: every path a typed subcolumn
+            # (`fields.status.:String`), read alone; queries no longer parse the text. The
+            # key and engine are migration 3's (latest state by FINAL). account_id is
+            # LowCardinality: every query compares it on every row it reads.
+            """CREATE TABLE IF NOT EXISTS {db}.records_v2_g{g} (
+                account_id LowCardinality(String),
+                source LowCardinality(String),
+                id String,
+                version UInt64,
+                updated_at DateTime64(6, 'UTC'),
+                position UInt64,
+                is_deleted UInt8,
+                data String CODEC(ZSTD(3)),
+                fields JSON MATERIALIZED data,
+                INDEX updated_at_minmax updated_at TYPE minmax GRANULARITY 4
+            ) ENGINE = ReplacingMergeTree(version, is_deleted)
+            ORDER BY (account_id, source, id)""",
+            # Copy, then drop, migration 3's table. Re-creating it empty first makes the
+            # three steps safe to repeat after a crash (a repeated copy is absorbed: same
+            # keys and versions).
+            """CREATE TABLE IF NOT EXISTS {db}.records_g{g} (
+                account_id String, source LowCardinality(String), id String, version UInt64,
+                updated_at DateTime64(6, 'UTC'), position UInt64, is_deleted UInt8,
+                data String
+            ) ENGINE = ReplacingMergeTree(version, is_deleted) ORDER BY (account_id, source, id)""",
+            """INSERT INTO {db}.records_v2_g{g}
+                (account_id, source, id, version, updated_at, position, is_deleted, data)
+            SELECT account_id, source, id, version, updated_at, position, is_deleted, data
+            FROM {db}.records_g{g}""",
+            "DROP TABLE IF EXISTS {db}.records_g{g}",
+        ),
+        per_generation=True,
+    ),
 )
 
-GENERATION_TABLES = ("records", "usage", "checkpoints")
+GENERATION_TABLES = (RECORDS, "records", "usage", "checkpoints")
 
 
 def table(db: str, name: str, generation: int) -> str:
@@ -96,7 +152,7 @@ def _applied(client: Any, db: str) -> set[tuple[int, int]]:
 
 def _run(client: Any, db: str, migration: Migration, generation: int) -> None:
     for statement in migration.statements:
-        client.command(statement.format(db=db, g=generation))
+        client.command(statement.format(db=db, g=generation), settings=JSON_SETTINGS)
     client.insert(
         f"{db}.schema_migrations",
         [[migration.version, generation, migration.description]],

@@ -3,7 +3,8 @@
 Writes are idempotent without transactions: rows at or below the slot's checkpoint are
 skipped, the data goes in (in bounded batches) before the checkpoint moves, and whatever a
 crash makes us write twice is absorbed by ReplacingMergeTree (same key, same or older
-version). Reads use FINAL, so they are exact before background merges happen.
+version). Reads use FINAL, so they are exact before background merges happen. Records are
+inserted as JSON text; the table derives their typed `fields` (schema.JSON_SETTINGS).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class ClickHouseAnalyticsStore:
 
     # --- read_api.ports.AnalyticsReader ----------------------------------------------------
     async def run(self, query: CompiledQuery) -> list[tuple[Any, ...]]:
-        sql = query.render(self.table("records", await self.active_generation()))
+        sql = query.render(self.table(schema.RECORDS, await self.active_generation()))
         try:
             return await self.conn.rows(sql, query.parameters, query.settings)
         except DatabaseError as exc:
@@ -179,7 +180,7 @@ class ClickHouseGeneration:
     def __init__(self, store: ClickHouseAnalyticsStore, generation: int) -> None:
         self.store = store
         self.generation = generation
-        self.records = store.table("records", generation)
+        self.records = store.table(schema.RECORDS, generation)
         self.usage = store.table("usage", generation)
         self.checkpoints_table = store.table("checkpoints", generation)
 
@@ -223,7 +224,12 @@ class ClickHouseGeneration:
                 )
         batch = self.store.insert_batch
         for start in range(0, len(records), batch):
-            client.insert(self.records, records[start : start + batch], column_names=RECORD_COLUMNS)
+            client.insert(
+                self.records,
+                records[start : start + batch],
+                column_names=RECORD_COLUMNS,
+                settings=schema.JSON_SETTINGS,
+            )
         for start in range(0, len(usage), batch):
             client.insert(self.usage, usage[start : start + batch], column_names=USAGE_COLUMNS)
         if position > floor:  # only after the data: a crash before this redelivers the batch
@@ -241,7 +247,8 @@ class ClickHouseGeneration:
         """Counts and order-independent content hashes (rebuild vs incremental)."""
         records = await self.store.conn.rows(
             "SELECT count(), sum(cityHash64(account_id, source, id, version, updated_at, "
-            f"position, data)) FROM {self.records} FINAL WHERE is_deleted = 0"
+            f"position, data, toJSONString(fields))) FROM {self.records} FINAL "
+            "WHERE is_deleted = 0"
         )
         usage = await self.store.conn.rows(
             "SELECT count(), sum(cityHash64(account_id, hour, metric, position, value)) "
