@@ -780,14 +780,35 @@ _TYPED_QUERY = (
 )
 
 
+# The headline as the compiler wrote it before migration 4 (ADR 9): `data` parsed per row.
+_TEXT_QUERY = (
+    "SELECT nullIf(nullIf(JSONExtractRaw(data, 'country'), ''), 'null') AS c0, count() AS c1, "
+    "sum({n}) AS c2, quantiles(0.5, 0.99)({n}) AS c3 FROM {table} FINAL "
+    "WHERE account_id = {a:String} AND is_deleted = 0 AND source = {s:String} AND "
+    "if(JSONType(data, 'status') = 'String', JSONExtractString(data, 'status'), NULL) = 'paid' "
+    "GROUP BY c0 ORDER BY c2 DESC, c0 ASC LIMIT 100"
+).replace(
+    "{n}",
+    "if(JSONType(data, 'amount_cents') IN ('Int64', 'UInt64', 'Double'), "
+    "JSONExtractFloat(data, 'amount_cents'), NULL)",
+)
+
+
 def engine_variants(table: str, account: str) -> tuple[dict[str, str], dict[str, Any]]:
     """What the headline query costs with other designs, on the same rows (not Strata's
     code; for the report): without FINAL (wrong answers: older versions and tombstones count
-    too, only to price FINAL); the three fields as typed columns in a ReplacingMergeTree like
-    Strata's (same FINAL); the latest live state precomputed into a plain MergeTree."""
+    too, only to price FINAL); the layout before migration 4 (data as JSON text, parsed by
+    every query); the three fields as typed columns in a ReplacingMergeTree like Strata's
+    (same FINAL); the latest live state precomputed into a plain MergeTree."""
     db = table.split(".", 1)[0]
     typed_rmt, typed_latest = f"{db}.bench_typed_rmt", f"{db}.bench_typed_latest"
+    text = f"{db}.bench_text"
     prepare = {
+        "data as JSON text, ReplacingMergeTree (migration 3)": (
+            f"CREATE TABLE {text} ENGINE = ReplacingMergeTree(version, is_deleted) "
+            f"ORDER BY (account_id, source, id) AS SELECT account_id, source, id, version, "
+            f"is_deleted, data FROM {table}"
+        ),
         "typed columns, ReplacingMergeTree": (
             f"CREATE TABLE {typed_rmt} ENGINE = ReplacingMergeTree(version, is_deleted) "
             f"ORDER BY (account_id, source, id) AS SELECT account_id, source, id, version, "
@@ -801,6 +822,11 @@ def engine_variants(table: str, account: str) -> tuple[dict[str, str], dict[str,
     }
     parameters = {"a": account, "s": SALES}
     variants: dict[str, Any] = {
+        f"{HEADLINE} / data as JSON text (before migration 4), FINAL": (
+            _TEXT_QUERY.replace("{table}", text),
+            parameters,
+            {},
+        ),
         f"{HEADLINE} / typed columns, ReplacingMergeTree FINAL": (
             _TYPED_QUERY.replace("{table}", f"{typed_rmt} FINAL").replace(
                 "WHERE ", "WHERE is_deleted = 0 AND "
