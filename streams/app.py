@@ -15,12 +15,14 @@ from typing import Any
 
 import faust
 
+from projections.ports import StoreUnavailableError
 from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
 BATCH_WITHIN = 0.05  # seconds a partial batch may wait: bounds freshness
+MAX_BACKOFF = 10.0  # seconds between attempts while a read model is unreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +79,10 @@ async def consume_batches(
     ack skip them, and unmarked once it returned, so the ack that follows counts. A batch
     that did not finish stays uncommitted and is delivered again.
 
-    A handler error stops the worker (its supervisor restarts it from the committed
-    offsets): faust would restart the agent on the messages after the failed batch, whose
-    checkpoints would then make the failed ones be skipped for good.
+    A read model that cannot be reached is waited out. Any other handler error stops the
+    worker (its supervisor restarts it from the committed offsets): faust would restart the
+    agent on the messages after the failed batch, whose checkpoints would then make the
+    failed ones be skipped for good.
     """
     # take_events exists on faust-streaming's Stream; its type stubs lag behind.
     batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]
@@ -88,7 +91,7 @@ async def consume_batches(
         for message in messages:
             message.acked = True  # withheld from faust's ack until handle() returned
         try:
-            await handle([_incoming(event) for event in events])
+            await _until_the_store_answers(handle, [_incoming(event) for event in events])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -97,6 +100,23 @@ async def consume_batches(
             raise
         for message in messages:
             message.acked = False  # released: the ack as the loop goes on counts
+
+
+async def _until_the_store_answers(
+    handle: Callable[[list[Incoming]], Awaitable[None]], batch: list[Incoming]
+) -> None:
+    """A read model that cannot be reached is waited out, with backoff, for as long as it
+    takes (not the batch's fault, and handlers are idempotent per batch)."""
+    backoff = 0.1
+    while True:
+        try:
+            await handle(batch)
+        except StoreUnavailableError as exc:
+            log.warning("read model unavailable (%s); retrying in %.1fs", exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+        else:
+            return
 
 
 def _incoming(event: Any) -> Incoming:

@@ -2,7 +2,8 @@
 
 Run as a process by test_faust_acks.py: `python -m tests.pipeline.blocking_worker`.
 Environment: TOPIC, GROUP, STRATA_KAFKA_BOOTSTRAP, MARKER (a file written when a batch
-arrives), and BEHAVIOUR: `block` (never returns), `raise`, or `ok`.
+arrives), and BEHAVIOUR: `block` (never returns), `raise`, `unavailable` (the read model
+is unreachable on the first attempt) or `ok`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import faust
 
+from projections.ports import StoreUnavailableError
 from streams.app import StreamSettings, build_app
 from streams.worker import Incoming
 
@@ -23,6 +25,7 @@ class _Projection:
 
 class BlockingWorker:
     projection = _Projection()
+    failed_once = False
 
     async def dead_letter(self, message: Incoming, error: BaseException) -> None:
         raise AssertionError("no dead letters expected")
@@ -35,6 +38,9 @@ class BlockingWorker:
             await asyncio.Event().wait()
         if behaviour == "raise":
             raise RuntimeError("the handler failed")
+        if behaviour == "unavailable" and not self.failed_once:
+            self.failed_once = True
+            raise StoreUnavailableError("the read model is down")
 
 
 settings = StreamSettings(

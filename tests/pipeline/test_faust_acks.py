@@ -8,6 +8,7 @@ runs a real worker process (tests/pipeline/blocking_worker.py) against the real 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -125,4 +126,23 @@ async def test_a_handled_batch_is_committed(
     _wait_for(marker, process, tmp_path / "worker.log")
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
+    assert await _committed(kafka_bootstrap, topic, topic) == MESSAGES
+
+
+@pytest.mark.usefixtures("project_root_on_path")
+async def test_an_unreachable_read_model_is_waited_out(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+) -> None:
+    topic = kafka_topic_prefix + "unavailable"
+    await _topic_with_messages(kafka_bootstrap, topic)
+    process, marker = _start(kafka_bootstrap, topic, "unavailable", tmp_path)
+    _wait_for(marker, process, tmp_path / "worker.log")
+    deadline = time.monotonic() + 60
+    while len(marker.read_text().split()) < 2:  # the same batch, again
+        assert process.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert marker.read_text().split() == [str(MESSAGES), str(MESSAGES)]
     assert await _committed(kafka_bootstrap, topic, topic) == MESSAGES
