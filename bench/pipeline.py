@@ -1049,9 +1049,31 @@ class Drain:
     rate: float
 
 
+def per_second(rate: float) -> str:
+    """A rate for the console; `n/a` when it could not be timed (NaN)."""
+    return "n/a" if math.isnan(rate) else f"{rate:,.0f}"
+
+
+def ratio_text(ratio: float) -> str:
+    return "n/a" if math.isnan(ratio) else f"{ratio:.3f}"
+
+
+def finite(value: Any) -> Any:
+    """The results with NaN (a rate that could not be timed) as null: strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def drain_rate(timeline: Timeline, after: float, target: int) -> Drain:
     """Events per second from the timeline's first move after `after` until it reached
-    `target` (the events of that first move, already done before it was seen, excluded)."""
+    `target` (the events of that first move, already done before it was seen, excluded).
+    NaN when it cannot be timed: e.g. the projection's watermark (a minimum over partitions)
+    went from start to target in one observed move, as a fast worker does on a small burst."""
     first = timeline.first_move_after(after)
     reached = timeline.reach(target)
     if first is None or reached is None or reached <= first[0]:
@@ -1158,7 +1180,7 @@ async def isolated_drain(
     relay.profile(PROFILE_REPORT)
     relay_drain = drain_rate(monitor.relay, resumed, target)
     after = await end_offsets(bootstrap_servers, partitions)
-    note(f"relay alone: {relay_drain.rate:,.0f} events/s")
+    note(f"relay alone: {per_second(relay_drain.rate)} events/s")
 
     # then a new worker alone
     launched = time.perf_counter()
@@ -1177,7 +1199,7 @@ async def isolated_drain(
     worker.profile(PROFILE_REPORT)
     worker_drain = drain_rate(monitor.watermark, launched, target)
     first = monitor.watermark.first_move_after(launched)
-    note(f"worker alone: {worker_drain.rate:,.0f} events/s")
+    note(f"worker alone: {per_second(worker_drain.rate)} events/s")
     return IsolatedPhase(
         ingest=burst,
         relay=relay_drain,
@@ -1818,21 +1840,21 @@ def summary(results: Results, console: Console) -> None:
         table.add_column(column, justify="left" if column == "stage" else "right")
     live, iso, raw = results.live_burst, results.isolated, results.raw
     if live and iso and raw:
-        table.add_row("ingest (HTTP -> PostgreSQL)", f"{live.ingest.rate:,.0f}",
-                      f"{iso.ingest.rate:,.0f}", "", "")  # fmt: skip
+        table.add_row("ingest (HTTP -> PostgreSQL)", per_second(live.ingest.rate),
+                      per_second(iso.ingest.rate), "", "")  # fmt: skip
         table.add_row(
             "relay publish (PG -> Kafka)",
-            f"{live.relay.rate:,.0f}",
-            f"{iso.relay.rate:,.0f}",
+            per_second(live.relay.rate),
+            per_second(iso.relay.rate),
             f"{raw.produce_rate:,.0f} produce",
-            f"{results.ratios['relay_alone/raw_produce']:.3f}",
+            ratio_text(results.ratios["relay_alone/raw_produce"]),
         )
         table.add_row(
             "worker apply (Kafka -> Redis)",
-            f"{live.worker.rate:,.0f}",
-            f"{iso.worker.rate:,.0f}",
+            per_second(live.worker.rate),
+            per_second(iso.worker.rate),
             f"{raw.consume_rate:,.0f} consume",
-            f"{results.ratios['worker_alone/raw_consume']:.3f}",
+            ratio_text(results.ratios["worker_alone/raw_consume"]),
         )
         if results.bare_worker is not None:
             table.add_row(
@@ -1840,7 +1862,7 @@ def summary(results: Results, console: Console) -> None:
                 "",
                 f"{results.bare_worker.rate:,.0f}",
                 f"{raw.consume_rate:,.0f} consume",
-                f"{results.ratios['bare_worker/raw_consume']:.3f}",
+                ratio_text(results.ratios["bare_worker/raw_consume"]),
             )
         console.print(table)
         console.print(
@@ -1857,8 +1879,8 @@ def summary(results: Results, console: Console) -> None:
         console.print(
             f"raw baseline: {raw.messages:,} messages of ~{raw.message_bytes_mean:.0f} B "
             f"(key + value + headers, copies of the relay's); ratios "
-            f"relay/raw-produce {results.ratios['relay_alone/raw_produce']:.3f}, "
-            f"worker/raw-consume {results.ratios['worker_alone/raw_consume']:.3f}. CPU: "
+            f"relay/raw-produce {ratio_text(results.ratios['relay_alone/raw_produce'])}, "
+            f"worker/raw-consume {ratio_text(results.ratios['worker_alone/raw_consume'])}. CPU: "
             + _cores(raw.cpu_cores)
         )
         if results.bare_worker is not None:
@@ -1866,7 +1888,8 @@ def summary(results: Results, console: Console) -> None:
             console.print(
                 f"worker logic in this client: {bw.events_applied:,} events in {bw.seconds:.2f} s "
                 f"({bw.cpu_s:.2f} s CPU in this client); worker process / this "
-                f"{results.ratios['worker_alone/bare_worker']:.3f}. CPU: " + _cores(bw.cpu_cores)
+                f"{ratio_text(results.ratios['worker_alone/bare_worker'])}. CPU: "
+                + _cores(bw.cpu_cores)
             )
     c = results.checks
     if c:
@@ -2033,7 +2056,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if args.json:
         summary(results, Console(stderr=True, highlight=False, width=max(err.width, 120)))
-        print(json.dumps(asdict(results), indent=2, default=str))
+        print(json.dumps(finite(asdict(results)), indent=2, default=str, allow_nan=False))
     else:
         summary(results, Console(highlight=False, width=max(Console().width, 120)))
     return 0
