@@ -20,7 +20,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("project_root_on_path"),
+]
 
 MESSAGES = 10
 
@@ -41,45 +45,64 @@ async def _topic_with_messages(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
-    try:
-        committed: int | None = await consumer.committed(TopicPartition(topic, 0))
-        return committed
-    finally:
-        await consumer.stop()
+class _Worker:
+    """A blocking_worker process on its own topic (and group), with MESSAGES waiting."""
+
+    def __init__(self, bootstrap: str, topic: str, behaviour: str, tmp_path: Path) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.marker = tmp_path / "batches"
+        self.log = tmp_path / "worker.log"
+        env = {
+            **os.environ,
+            "STRATA_KAFKA_BOOTSTRAP": bootstrap,
+            "TOPIC": topic,
+            "GROUP": topic,
+            "MARKER": str(self.marker),
+            "BEHAVIOUR": behaviour,
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.pipeline.blocking_worker"],
+            env=env,
+            cwd=tmp_path,  # faust writes its data directory here
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def batches(self) -> list[str]:
+        """The size of each batch handed to the handler so far (an attempt each)."""
+        return self.marker.read_text().split() if self.marker.exists() else []
+
+    async def handled(self, attempts: int = 1) -> None:
+        """Wait until the handler was called `attempts` times (the worker still running)."""
+        deadline = time.monotonic() + 60
+        while len(self.batches()) < attempts:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            assert self.process.poll() is None, tail
+            assert time.monotonic() < deadline, tail
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    async def committed(self) -> int | None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.topic)
+        await consumer.start()
+        try:
+            committed: int | None = await consumer.committed(TopicPartition(self.topic, 0))
+            return committed
+        finally:
+            await consumer.stop()
 
 
-def _start(
-    bootstrap: str, topic: str, behaviour: str, tmp_path: Path
-) -> tuple[subprocess.Popen[bytes], Path]:
-    marker = tmp_path / "batches"
-    env = {
-        **os.environ,
-        "STRATA_KAFKA_BOOTSTRAP": bootstrap,
-        "TOPIC": topic,
-        "GROUP": topic,
-        "MARKER": str(marker),
-        "BEHAVIOUR": behaviour,
-    }
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.pipeline.blocking_worker"],
-        env=env,
-        cwd=tmp_path,  # faust writes its data directory here
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return process, marker
-
-
-def _wait_for(marker: Path, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-        assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-        time.sleep(0.1)
+async def _worker(bootstrap: str, prefix: str, behaviour: str, tmp_path: Path) -> _Worker:
+    """A worker started on a fresh topic, once its handler got the first batch."""
+    topic = prefix + behaviour
+    await _topic_with_messages(bootstrap, topic)
+    worker = _Worker(bootstrap, topic, behaviour, tmp_path)
+    await worker.handled()
+    return worker
 
 
 @pytest.fixture
@@ -90,59 +113,36 @@ def project_root_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-@pytest.mark.usefixtures("project_root_on_path")
 async def test_a_batch_cut_short_by_a_stop_is_not_committed(
     kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
 ) -> None:
-    topic = kafka_topic_prefix + "block"
-    await _topic_with_messages(kafka_bootstrap, topic)
-    process, marker = _start(kafka_bootstrap, topic, "block", tmp_path)
-    _wait_for(marker, process, tmp_path / "worker.log")
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
-    assert await _committed(kafka_bootstrap, topic, topic) in (None, 0)
+    worker = await _worker(kafka_bootstrap, kafka_topic_prefix, "block", tmp_path)
+    worker.stop()
+    assert await worker.committed() in (None, 0)
 
 
-@pytest.mark.usefixtures("project_root_on_path")
 async def test_a_failing_handler_stops_the_worker_uncommitted(
     kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
 ) -> None:
-    topic = kafka_topic_prefix + "raise"
-    await _topic_with_messages(kafka_bootstrap, topic)
-    process, marker = _start(kafka_bootstrap, topic, "raise", tmp_path)
-    _wait_for(marker, process, tmp_path / "worker.log")
-    assert process.wait(timeout=60) != 0
-    assert marker.read_text().split() == [str(MESSAGES)]  # no batch after the failed one
-    assert await _committed(kafka_bootstrap, topic, topic) in (None, 0)
+    worker = await _worker(kafka_bootstrap, kafka_topic_prefix, "raise", tmp_path)
+    assert worker.process.wait(timeout=60) != 0
+    assert worker.batches() == [str(MESSAGES)]  # no batch after the failed one
+    assert await worker.committed() in (None, 0)
 
 
-@pytest.mark.usefixtures("project_root_on_path")
 async def test_a_handled_batch_is_committed(
     kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
 ) -> None:
-    topic = kafka_topic_prefix + "ok"
-    await _topic_with_messages(kafka_bootstrap, topic)
-    process, marker = _start(kafka_bootstrap, topic, "ok", tmp_path)
-    _wait_for(marker, process, tmp_path / "worker.log")
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
-    assert await _committed(kafka_bootstrap, topic, topic) == MESSAGES
+    worker = await _worker(kafka_bootstrap, kafka_topic_prefix, "ok", tmp_path)
+    worker.stop()
+    assert await worker.committed() == MESSAGES
 
 
-@pytest.mark.usefixtures("project_root_on_path")
 async def test_an_unreachable_read_model_is_waited_out(
     kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
 ) -> None:
-    topic = kafka_topic_prefix + "unavailable"
-    await _topic_with_messages(kafka_bootstrap, topic)
-    process, marker = _start(kafka_bootstrap, topic, "unavailable", tmp_path)
-    _wait_for(marker, process, tmp_path / "worker.log")
-    deadline = time.monotonic() + 60
-    while len(marker.read_text().split()) < 2:  # the same batch, again
-        assert process.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
-    assert marker.read_text().split() == [str(MESSAGES), str(MESSAGES)]
-    assert await _committed(kafka_bootstrap, topic, topic) == MESSAGES
+    worker = await _worker(kafka_bootstrap, kafka_topic_prefix, "unavailable", tmp_path)
+    await worker.handled(attempts=2)  # the same batch, again
+    worker.stop()
+    assert worker.batches() == [str(MESSAGES), str(MESSAGES)]
+    assert await worker.committed() == MESSAGES
