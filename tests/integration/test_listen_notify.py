@@ -15,7 +15,7 @@ from commands.ports import CommandContext
 from domain.access import OPERATOR
 from domain.usage import UsageReport
 from infra.adapters.eventstore.listen import ListenNotifyEventSource
-from infra.bootstrap import bootstrap
+from infra.bootstrap import Platform, bootstrap
 from infra.config import from_env
 from tests.conftest import ADMIN_TOKEN
 
@@ -25,21 +25,30 @@ WAITERS = 4
 NEVER = 60.0  # the safety poll and the waits' timeout: only a notification ends them sooner
 
 
-async def test_a_commit_wakes_every_waiter(pg_schema: Any, redis_url: str) -> None:
-    settings = from_env(
-        {},
-        mode="distributed",
-        postgres_dsn=pg_schema.dsn,
-        postgres_schema=pg_schema.schema,
-        postgres_pool_size=2,
-        redis_url=redis_url,
-        admin_token=ADMIN_TOKEN,
+def _platform(postgres_dsn: str, schema: str, redis_url: str) -> Platform:
+    return bootstrap(
+        from_env(
+            {},
+            mode="distributed",
+            postgres_dsn=postgres_dsn,
+            postgres_schema=schema,
+            postgres_pool_size=2,
+            redis_url=redis_url,
+            admin_token=ADMIN_TOKEN,
+        )
     )
-    platform = bootstrap(settings)
+
+
+def _listener(platform: Platform) -> ListenNotifyEventSource:
+    """A source of its own on the platform's channel, woken only by notifications."""
     assert isinstance(platform.source, ListenNotifyEventSource)
-    source = ListenNotifyEventSource(
-        platform.log, settings.postgres_dsn, platform.source.channel, safety_poll=NEVER
-    )
+    dsn = platform.settings.postgres_dsn
+    return ListenNotifyEventSource(platform.log, dsn, platform.source.channel, safety_poll=NEVER)
+
+
+async def test_a_commit_wakes_every_waiter(pg_schema: Any, redis_url: str) -> None:
+    platform = _platform(pg_schema.dsn, pg_schema.schema, redis_url)
+    source = _listener(platform)
     try:
         await source.wait(0, NEVER)  # the first wait returns once LISTEN is in place
 
@@ -77,27 +86,10 @@ async def test_a_commit_in_another_schema_wakes_no_one(
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(other_schema)))
 
-    def platform_in(schema: str) -> Any:
-        return bootstrap(
-            from_env(
-                {},
-                mode="distributed",
-                postgres_dsn=postgres_dsn,
-                postgres_schema=schema,
-                postgres_pool_size=2,
-                redis_url=redis_url,
-                admin_token=ADMIN_TOKEN,
-            )
-        )
-
-    mine, other = platform_in(pg_schema.schema), platform_in(other_schema)
+    mine = _platform(postgres_dsn, pg_schema.schema, redis_url)
+    other = _platform(postgres_dsn, other_schema, redis_url)
     assert mine.source.channel != other.source.channel  # type: ignore[attr-defined]
-    source = ListenNotifyEventSource(
-        mine.log,
-        postgres_dsn,
-        mine.source.channel,
-        safety_poll=NEVER,  # type: ignore[attr-defined]
-    )
+    source = _listener(mine)
     try:
         await source.wait(0, NEVER)  # listening
         head = await source.head()
