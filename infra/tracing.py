@@ -38,12 +38,17 @@ def configure(service: str, exporter: SpanExporter | None = None) -> bool:
     return True
 
 
+def enabled() -> bool:
+    """Whether a tracer provider is installed (without one, spans record nothing)."""
+    return not isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    )
+
+
 def links(traceparents: Iterable[str | None]) -> list[Link]:
     """Links to the traces that produced some events (a batch has many parents); none
     when no tracer provider is installed (the parsing costs CPU per event)."""
-    if isinstance(
-        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
-    ):
+    if not enabled():
         return []
     found: list[Link] = []
     for value in traceparents:

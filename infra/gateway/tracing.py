@@ -9,18 +9,17 @@ from litestar.types import Scope
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind
 
+from infra import tracing
+
 tracer = trace.get_tracer("strata.http")
 
 
-_UNTRACED = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)  # no provider installed
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 @contextmanager
 def server_span(service: str, scope: Scope, headers: dict[bytes, bytes]) -> Iterator[Span]:
-    if isinstance(trace.get_tracer_provider(), _UNTRACED) and not any(
-        name in headers for name in _TRACE_HEADERS
-    ):
+    if not tracing.enabled() and not any(name in headers for name in _TRACE_HEADERS):
         # Tracing off and no caller context to carry on (into event metadata): nothing to
         # record, so skip the carrier, the extraction and the context switch.
         yield trace.INVALID_SPAN
