@@ -59,16 +59,15 @@ class SQLiteSearchIndex:
         self._write.execute(
             "INSERT OR IGNORE INTO generations (name, active, latest) VALUES (?, 1, 1)", (name,)
         )
-        self._create_tables(1)
-        for generation in self._existing_generations():
-            self._create_tables(generation)  # tables added since it was made
+        # Generation 1 exists implicitly; older generations get the tables added since.
+        for generation in sorted({1, *self._existing_generations()}):
+            self._create_tables(generation)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}-w")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}-r")
 
     def tables(self, generation: int) -> Tables:
         base = f"{self.name}_g{generation}"
-        names = ("docs", "fts", "terms", "gone", "checkpoints", "sortkeys")
-        return Tables(*(f"{base}_{t}" for t in names))
+        return Tables(*(f"{base}_{t}" for t in Tables._fields))
 
     def _existing_generations(self) -> list[int]:
         prefix = f"{self.name}_g"
