@@ -1049,13 +1049,9 @@ class Drain:
     rate: float
 
 
-def per_second(rate: float) -> str:
-    """A rate for the console; `n/a` when it could not be timed (NaN)."""
-    return "n/a" if math.isnan(rate) else f"{rate:,.0f}"
-
-
-def ratio_text(ratio: float) -> str:
-    return "n/a" if math.isnan(ratio) else f"{ratio:.3f}"
+def shown(value: float, spec: str = ",.0f") -> str:
+    """A figure for the console; `n/a` when it could not be measured (NaN): e.g. a rate."""
+    return "n/a" if math.isnan(value) else format(value, spec)
 
 
 def finite(value: Any) -> Any:
@@ -1180,7 +1176,7 @@ async def isolated_drain(
     relay.profile(PROFILE_REPORT)
     relay_drain = drain_rate(monitor.relay, resumed, target)
     after = await end_offsets(bootstrap_servers, partitions)
-    note(f"relay alone: {per_second(relay_drain.rate)} events/s")
+    note(f"relay alone: {shown(relay_drain.rate)} events/s")
 
     # then a new worker alone
     launched = time.perf_counter()
@@ -1199,7 +1195,7 @@ async def isolated_drain(
     worker.profile(PROFILE_REPORT)
     worker_drain = drain_rate(monitor.watermark, launched, target)
     first = monitor.watermark.first_move_after(launched)
-    note(f"worker alone: {per_second(worker_drain.rate)} events/s")
+    note(f"worker alone: {shown(worker_drain.rate)} events/s")
     return IsolatedPhase(
         ingest=burst,
         relay=relay_drain,
@@ -1840,21 +1836,21 @@ def summary(results: Results, console: Console) -> None:
         table.add_column(column, justify="left" if column == "stage" else "right")
     live, iso, raw = results.live_burst, results.isolated, results.raw
     if live and iso and raw:
-        table.add_row("ingest (HTTP -> PostgreSQL)", per_second(live.ingest.rate),
-                      per_second(iso.ingest.rate), "", "")  # fmt: skip
+        table.add_row("ingest (HTTP -> PostgreSQL)", shown(live.ingest.rate),
+                      shown(iso.ingest.rate), "", "")  # fmt: skip
         table.add_row(
             "relay publish (PG -> Kafka)",
-            per_second(live.relay.rate),
-            per_second(iso.relay.rate),
+            shown(live.relay.rate),
+            shown(iso.relay.rate),
             f"{raw.produce_rate:,.0f} produce",
-            ratio_text(results.ratios["relay_alone/raw_produce"]),
+            shown(results.ratios["relay_alone/raw_produce"], ".3f"),
         )
         table.add_row(
             "worker apply (Kafka -> Redis)",
-            per_second(live.worker.rate),
-            per_second(iso.worker.rate),
+            shown(live.worker.rate),
+            shown(iso.worker.rate),
             f"{raw.consume_rate:,.0f} consume",
-            ratio_text(results.ratios["worker_alone/raw_consume"]),
+            shown(results.ratios["worker_alone/raw_consume"], ".3f"),
         )
         if results.bare_worker is not None:
             table.add_row(
@@ -1862,7 +1858,7 @@ def summary(results: Results, console: Console) -> None:
                 "",
                 f"{results.bare_worker.rate:,.0f}",
                 f"{raw.consume_rate:,.0f} consume",
-                ratio_text(results.ratios["bare_worker/raw_consume"]),
+                shown(results.ratios["bare_worker/raw_consume"], ".3f"),
             )
         console.print(table)
         console.print(
@@ -1876,11 +1872,12 @@ def summary(results: Results, console: Console) -> None:
             f"worker alone (first move {iso.worker_start_s:.1f} s after start), CPU: "
             + _cores(iso.worker_cpu_cores)
         )
+        produce = shown(results.ratios["relay_alone/raw_produce"], ".3f")
+        consume = shown(results.ratios["worker_alone/raw_consume"], ".3f")
         console.print(
             f"raw baseline: {raw.messages:,} messages of ~{raw.message_bytes_mean:.0f} B "
             f"(key + value + headers, copies of the relay's); ratios "
-            f"relay/raw-produce {ratio_text(results.ratios['relay_alone/raw_produce'])}, "
-            f"worker/raw-consume {ratio_text(results.ratios['worker_alone/raw_consume'])}. CPU: "
+            f"relay/raw-produce {produce}, worker/raw-consume {consume}. CPU: "
             + _cores(raw.cpu_cores)
         )
         if results.bare_worker is not None:
@@ -1888,7 +1885,8 @@ def summary(results: Results, console: Console) -> None:
             console.print(
                 f"worker logic in this client: {bw.events_applied:,} events in {bw.seconds:.2f} s "
                 f"({bw.cpu_s:.2f} s CPU in this client); worker process / this "
-                f"{ratio_text(results.ratios['worker_alone/bare_worker'])}. CPU: "
+                + shown(results.ratios["worker_alone/bare_worker"], ".3f")
+                + ". CPU: "
                 + _cores(bw.cpu_cores)
             )
     c = results.checks
