@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,7 +57,8 @@ from infra.adapters.kafka.inspect import (
 )
 from infra.adapters.kafka.relay import Relay, RelayPositions
 from infra.adapters.kafka.topics import Topics, ensure_topics
-from infra.adapters.ratelimit import MemoryLimiter, RedisLimiter
+from infra.adapters.notices import RedisNotices
+from infra.adapters.ratelimit import MemoryLimiter, RedisFailureBook, RedisLimiter
 from infra.adapters.search.elastic import ElasticSearchIndex
 from infra.adapters.search.sqlite_fts import SQLiteSearchIndex
 from infra.adapters.webhooks.guard import UrlGuard
@@ -69,7 +70,7 @@ from infra.config import Settings
 from infra.gateway.app import Gateway, build_app
 from infra.gateway.auth import Authenticator, Prepare, bearer
 from infra.gateway.metering import Meter
-from infra.gateway.ratelimit import Limiter, Policy, RateLimit
+from infra.gateway.ratelimit import FAILURE_WINDOW, FailureBook, Limiter, Policy, RateLimit
 from infra.plans import load_catalog
 from projections import analytics, lookups, search, webhooks
 from projections.analytics import AnalyticsChange
@@ -141,6 +142,9 @@ class Platform:
     new_admin_token: str | None = None
     meter: Meter = field(default_factory=Meter)
     limiter: Limiter = field(default_factory=MemoryLimiter)
+    failures: FailureBook | None = None
+    notices: RedisNotices | None = None
+    """Distributed: change notices that keep credentials and failed logins in process."""
     _closers: list[object] = field(default_factory=list)
     webhook_stores: WebhookStores = field(init=False)
 
@@ -460,7 +464,22 @@ class Platform:
             failures_per_minute=s.rate_limit_failures_per_minute,
             failure_mode=s.rate_limit_failure_mode,
         )
-        return RateLimit(self.limiter, policy)
+        return RateLimit(self.limiter, policy, self.failures)
+
+    @contextlib.asynccontextmanager
+    async def listening(self, _: Litestar) -> AsyncIterator[None]:
+        """An API's lifespan: hear change notices while it serves (once per process)."""
+        notices = self.notices
+        if notices is None or notices.running:
+            yield
+            return
+        stop = asyncio.Event()
+        task = asyncio.create_task(notices.run(stop), name="notices")
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
     def _verify_token(self, token: str) -> tuple[UUID, frozenset[Scope]] | None:
         try:
@@ -483,6 +502,7 @@ class Platform:
             description="Commands: accounts, API keys and ingest. Every change is an event.",
             routes=[*COMMAND_ROUTES, *TRANSFORMS, oauth_token, *WEBHOOK_COMMAND_ROUTES],
             gateway=self._gateway(bearer(api_key, self._verify_token, by_key)),
+            lifespan=[self.listening],
             services={
                 "keys": authenticator,
                 "positions": self.positions,
@@ -530,8 +550,10 @@ class Platform:
                         analytics.NAME: lambda: self.watermark(analytics.NAME),
                         webhooks.NAME: lambda: self.watermark(webhooks.NAME),
                     },
+                    settle=self.notices.settle if self.notices is not None else None,
                 ),
             ),
+            lifespan=[self.listening],
             services={
                 "positions": self.positions,
                 "docs": self.documents,
@@ -673,7 +695,17 @@ def _distributed(settings: Settings) -> Platform:
         settings.redis_url, max_connections=settings.redis_pool_size, timeout=10
     )
     redis = Redis(connection_pool=pool)
-    documents = RedisDocumentStore(redis, lookups.NAME, prefix=settings.redis_prefix)
+    documents = RedisDocumentStore(
+        redis, lookups.NAME, prefix=settings.redis_prefix, watch=lookups.CREDENTIAL_DOCUMENTS
+    )
+    # An API process keeps API keys and failed logins in process while it hears their
+    # changes (ADR 6): no Redis round trip for either on most requests.
+    notices = RedisNotices(redis)
+    notices.add(documents.channel, documents.cached(lambda: notices.live))
+    failures = RedisFailureBook(
+        redis, settings.redis_prefix, hold=FAILURE_WINDOW + 1.0, live=lambda: notices.live
+    )
+    notices.add(failures.channel, failures)
     source = ListenNotifyEventSource(log, settings.postgres_dsn, channel=recorder.channel_name)
     elastic = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=30)
     platform = Platform(
@@ -684,6 +716,8 @@ def _distributed(settings: Settings) -> Platform:
         search_index=ElasticSearchIndex(elastic, settings.elasticsearch_index_prefix),
         admin_token_hash=hash_token(settings.admin_token),
         limiter=RedisLimiter(redis, settings.redis_prefix),
+        failures=failures,
+        notices=notices,
     )
     platform._closers += [redis.aclose, source.close, elastic.close]
     platform.webhook_stores = WebhookStores(

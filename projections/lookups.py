@@ -19,6 +19,10 @@ NAME = "lookups"
 # them from the internal credentials feed instead (see docs/subscribers.md).
 CREDENTIAL_EVENTS = ("ApiKey.",)
 
+# The documents authentication reads (an API key and its account): a read API may cache
+# them only if it hears of their changes (infra.adapters.documents.linkcache).
+CREDENTIAL_DOCUMENTS = ("apikey:", "account:")
+
 
 def account_key(account_id: str) -> str:
     return f"account:{account_id}"

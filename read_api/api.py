@@ -69,9 +69,12 @@ def min_position_gate(
     timeout: float,
     slots: Sequence[int],
     others: Mapping[str, Callable[[], Awaitable[int]]] | None = None,
+    settle: Callable[[], Awaitable[None]] | None = None,
 ) -> Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[None]]:
     """Every route waits for the lookups read model (authentication reads it); a route whose
-    `opt` names another read model (`"reads": "search"`) also waits for its watermark."""
+    `opt` names another read model (`"reads": "search"`) also waits for its watermark.
+    `settle`, when the process caches credentials from the read model, then waits until
+    the cache heard of every change up to there (a key revoked by then is refused)."""
     extra = dict(others or {})
 
     def reached_of(other: Callable[[], Awaitable[int]] | None) -> Callable[[], Awaitable[int]]:
@@ -94,6 +97,8 @@ def min_position_gate(
         if wanted is None:
             return
         await watchers[connection.route_handler.opt.get("reads")].wait(wanted, timeout)
+        if settle is not None:
+            await settle()
 
     return gate
 

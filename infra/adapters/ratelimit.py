@@ -3,6 +3,7 @@ buckets of a request, on the server's clock) and an in-process one for the embed
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +81,86 @@ class RedisLimiter:
 
     async def peek(self, bucket: Bucket) -> Decision:
         return await self._run([bucket], take=False)
+
+
+# KEYS: the book (a sorted set: address -> until, ms on the server's clock). ARGV: address,
+# hold (ms), channel. Notes the failure, forgets the expired, and announces it.
+_RECORD_FAILURE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local hold = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], hold)
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+"""
+
+# KEYS: the book. Every address still held, and for how many ms more.
+_HELD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rows = redis.call('ZRANGE', KEYS[1], now, '+inf', 'BYSCORE', 'WITHSCORES')
+for i = 2, #rows, 2 do rows[i] = tostring(tonumber(rows[i]) - now) end
+return rows
+"""
+
+
+class RedisFailureBook:
+    """Addresses that failed to authenticate within `hold` seconds (the failures bucket's
+    refill time, or more), known in every process: each failure is kept in a sorted set and
+    published; a process hears the publications (a notices subscriber on `channel`) and
+    reloads the set whenever it (re)subscribes. Trusted only while `live()`."""
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        hold: float,
+        live: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.key = f"{prefix}:rl:failed-addresses"
+        self.channel = f"{prefix}:rl:failed"
+        self.hold = hold
+        self.live = live
+        self.clock = clock
+        self.ready = False
+        self.until: dict[str, float] = {}
+        self._record = client.register_script(_RECORD_FAILURE)
+        self._held = client.register_script(_HELD)
+
+    def clean(self, ip: str) -> bool:
+        if not (self.ready and self.live()):
+            return False
+        until = self.until.get(ip)
+        return until is None or until <= self.clock()
+
+    async def record(self, ip: str) -> None:
+        self._note(ip, self.hold)
+        args: list[str | int] = [ip, math.ceil(self.hold * 1000), self.channel]
+        # Unreachable: the limiter will not have it either (other processes are not live).
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await self._record(keys=[self.key], args=args)
+
+    def _note(self, ip: str, seconds: float) -> None:
+        now = self.clock()
+        if len(self.until) > 100_000:
+            self.until = {k: v for k, v in self.until.items() if v > now}
+        self.until[ip] = max(self.until.get(ip, now), now + seconds)
+
+    # As a notices subscriber.
+    def heard(self, data: bytes) -> None:
+        self._note(data.decode(), self.hold)
+
+    def deaf(self) -> None:
+        self.ready = False
+
+    async def resubscribed(self) -> None:
+        rows = await self._held(keys=[self.key])
+        for ip, left_ms in zip(rows[::2], rows[1::2], strict=True):
+            self._note(ip.decode() if isinstance(ip, bytes) else str(ip), float(left_ms) / 1000)
+        self.ready = True
 
 
 class MemoryLimiter:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,6 +204,7 @@ def build_app(
     services: dict[str, Any],
     checks: dict[str, Check],
     gateway: Gateway,
+    lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
 ) -> Litestar:
     dependencies = {key: _constant(value) for key, value in services.items()}
     dependencies["checks"] = _constant(checks)
@@ -228,6 +230,7 @@ def build_app(
             )
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=list(lifespan),
         request_max_body_size=gateway.max_body_bytes,
         cors_config=gateway.cors(),
         openapi_config=OpenAPIConfig(

@@ -25,6 +25,9 @@ log = structlog.get_logger("strata.ratelimit")
 
 FailureMode = Literal["open", "closed"]
 
+FAILURE_WINDOW = 60.0
+"""Seconds over which failed authentications are counted (and their bucket refills)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
@@ -72,6 +75,18 @@ class Limiter(Protocol):
         ...
 
 
+class FailureBook(Protocol):
+    """Which clients failed to authenticate lately, known without asking the limiter."""
+
+    def clean(self, ip: str) -> bool:
+        """True only if `ip` surely has no failed authentication in its bucket's window."""
+        ...
+
+    async def record(self, ip: str) -> None:
+        """A failure of `ip`: noted here, and told to the other processes."""
+        ...
+
+
 class RateLimitedError(Exception):
     def __init__(self, decision: Decision, message: str) -> None:
         super().__init__(message)
@@ -105,15 +120,19 @@ class Policy:
         return Bucket(f"ip:{ip}", self.anonymous_per_minute)
 
     def failures(self, ip: str) -> Bucket:
-        return Bucket(f"failed:{ip}", self.failures_per_minute)
+        return Bucket(f"failed:{ip}", self.failures_per_minute, FAILURE_WINDOW)
 
 
 class RateLimit:
-    """The gateway's use of a Limiter under a Policy."""
+    """The gateway's use of a Limiter under a Policy. With a FailureBook, a client with no
+    failed authentication on record is not checked against the limiter (nothing to find)."""
 
-    def __init__(self, limiter: Limiter, policy: Policy) -> None:
+    def __init__(
+        self, limiter: Limiter, policy: Policy, failures: FailureBook | None = None
+    ) -> None:
         self.limiter = limiter
         self.policy = policy
+        self.failures = failures
 
     async def admit(self, buckets: Sequence[Bucket], what: str) -> Decision | None:
         """A decision to report (None when nothing limits this call); raises when refused."""
@@ -132,6 +151,8 @@ class RateLimit:
 
     async def blocked_for_failures(self, ip: str) -> Decision | None:
         """Refuse at once a client that failed to authenticate too often."""
+        if self.failures is not None and self.failures.clean(ip):
+            return full(self.policy.failures(ip))  # what the limiter would answer
         try:
             decision = await self.limiter.peek(self.policy.failures(ip))
         except LimiterUnavailableError:
@@ -143,5 +164,18 @@ class RateLimit:
         return decision
 
     async def failed(self, ip: str) -> None:
+        if self.failures is not None:  # first: no process may think `ip` clean past here
+            await self.failures.record(ip)
         with contextlib.suppress(LimiterUnavailableError):
             await self.limiter.hit([self.policy.failures(ip)])
+
+
+def full(bucket: Bucket) -> Decision:
+    """A bucket no token was taken from lately."""
+    return Decision(
+        allowed=True,
+        limit=bucket.capacity,
+        remaining=bucket.capacity,
+        reset_seconds=0.0,
+        retry_after=0.0,
+    )

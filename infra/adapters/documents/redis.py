@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -19,12 +19,15 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infra.adapters.documents.linkcache import LinkCache
 from projections.changes import AddMember, Delete, Merge, Positioned, Put, RemoveMember
 from projections.ports import StoreUnavailableError
 
 # ARGV: namespace, slot, checkpoint, then the batch's changes as ONE MessagePack array of
 # [position, op, key, fields-or-member] (one argument, not ~20 per change: packing many
-# arguments in Python cost more than the script). Field values are JSON text.
+# arguments in Python cost more than the script). Field values are JSON text. Then a channel
+# and the watched key prefixes: when a document under one of them changes, one notice on
+# the channel, in the same atomic step (readers' caches of watched documents hear it).
 _APPLY = """
 local ns = ARGV[1]
 local cpkey = ns .. '__checkpoints__'
@@ -32,11 +35,22 @@ local partition = ARGV[2]
 local position = tonumber(ARGV[3])
 local floor = tonumber(redis.call('HGET', cpkey, partition) or '0')
 local changes = cmsgpack.unpack(ARGV[4])
+local announced = false
 for _, change in ipairs(changes) do
   if change[1] > floor then
     local op = change[2]
     local key = ns .. change[3]
     local arg = change[4]
+    if not announced and op ~= 'add' and op ~= 'rem' then
+      for i = 6, #ARGV do
+        if not announced and string.sub(change[3], 1, #ARGV[i]) == ARGV[i] then
+          -- Before the change: no client runs between the two, and a script that fails
+          -- half-way has still announced what it did.
+          redis.call('PUBLISH', ARGV[5], ns)
+          announced = true
+        end
+      end
+    end
     if op == 'put' then
       redis.call('DEL', key)
       if #arg > 0 then redis.call('HSET', key, unpack(arg)) end
@@ -101,13 +115,31 @@ def _encode(changes: Sequence[Positioned]) -> bytes:
 
 
 class RedisDocumentStore:
-    def __init__(self, client: Redis, name: str, prefix: str = "strata") -> None:
+    """`watch`: key prefixes whose changes are announced on `channel`; with `cache` (built by
+    `cached`), readers keep `get_linked` results of watched documents in process."""
+
+    def __init__(
+        self,
+        client: Redis,
+        name: str,
+        prefix: str = "strata",
+        watch: tuple[str, ...] = (),
+    ) -> None:
         self.client = client
         self.name = name
         self.base = f"{prefix}:{name}"
+        self.watch = watch
+        self.channel = f"{self.base}:changed"
+        self.cache: LinkCache | None = None
         self._apply = client.register_script(_APPLY)
         self._get_linked = client.register_script(_GET_LINKED)
         self._active: tuple[int, float] | None = None
+
+    def cached(self, trusted: Callable[[], bool]) -> LinkCache:
+        """Cache linked reads of watched documents while `trusted()` (the channel's notices
+        are heard); subscribe the returned cache to `channel`."""
+        self.cache = LinkCache(self.watch, trusted)
+        return self.cache
 
     def namespace(self, generation: int) -> str:
         return f"{self.base}:g{generation}:"
@@ -131,6 +163,8 @@ class RedisDocumentStore:
     async def activate(self, generation: int) -> None:
         await self.client.set(f"{self.base}:active", generation)
         self._active = None
+        if self.watch:
+            await self.client.publish(self.channel, self.namespace(generation))
 
     async def drop(self, generation: int) -> None:
         if generation == await self.active_generation():
@@ -154,7 +188,19 @@ class RedisDocumentStore:
     async def get_linked(
         self, key: str, field: str, prefix: str
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        return await self.writer(await self.active_generation()).get_linked(key, field, prefix)
+        generation = self.writer(await self.active_generation())
+        cache = self.cache
+        if cache is None or not cache.covers(key, prefix):
+            return await generation.get_linked(key, field, prefix)
+        cache_key = (generation.ns, key, field, prefix)
+        hit = cache.get(cache_key)
+        if hit is not None:
+            return hit
+        epoch = cache.epoch
+        doc, linked = await generation.get_linked(key, field, prefix)
+        if doc is not None and linked is not None:  # absent documents are never kept
+            cache.put(cache_key, (doc, linked), epoch)
+        return doc, linked
 
     async def members(self, set_key: str, *, after: str | None, limit: int) -> list[str]:
         generation = self.writer(await self.active_generation())
@@ -171,8 +217,11 @@ class RedisGeneration:
         self.ns = store.namespace(generation)
 
     async def apply(self, changes: Sequence[Positioned], partition: int, position: int) -> None:
+        store = self.store
+        args: list[str | int | bytes] = [self.ns, partition, position, _encode(changes)]
+        args += [store.channel, *store.watch]
         with _available():
-            await self.store._apply(args=[self.ns, partition, position, _encode(changes)])
+            await store._apply(args=args)
 
     async def dump(self) -> dict[str, dict[str, Any]]:
         client = self.store.client
