@@ -19,6 +19,7 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infra.adapters.documents.batching import HashReads
 from infra.adapters.documents.linkcache import LinkCache
 from projections.changes import AddMember, Delete, Merge, Positioned, Put, RemoveMember
 from projections.ports import StoreUnavailableError
@@ -131,6 +132,7 @@ class RedisDocumentStore:
         self.watch = watch
         self.channel = f"{self.base}:changed"
         self.cache: LinkCache | None = None
+        self.reads = HashReads(client)
         self._apply = client.register_script(_APPLY)
         self._get_linked = client.register_script(_GET_LINKED)
         self._active: tuple[int, float] | None = None
@@ -242,7 +244,7 @@ class RedisGeneration:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         with _available():
-            raw = await self.store.client.hgetall(self.ns + key)
+            raw = await self.store.reads.hgetall(self.ns + key)
         return _decode(raw) if raw else None
 
     async def get_linked(
