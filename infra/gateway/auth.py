@@ -92,6 +92,17 @@ def authorization_guard(
     return guard
 
 
+def guard_hook(
+    guard: Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]],  # type: ignore[type-arg]
+) -> Callable[[Request], Awaitable[None]]:  # type: ignore[type-arg]
+    """The guard as a `before_request` hook of the request's own route handler."""
+
+    async def before_request(request: Request) -> None:  # type: ignore[type-arg]
+        await guard(request, request.route_handler)
+
+    return before_request
+
+
 async def provide_principal(request: Request) -> Principal:  # type: ignore[type-arg]
     principal: Principal = request.state.principal
     return principal
