@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from litestar import Response, get
 from litestar.di import NamedDependency
@@ -37,9 +38,20 @@ EVENT_STORE_HEAD = Gauge("strata_event_store_head", "Position of the newest even
 Positions = Callable[[], Awaitable[tuple[int, dict[str, int]]]]
 
 
+_SERIES: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+
 def observe(service: str, route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(service, route, method, str(status)).inc()
-    LATENCY.labels(service, route).observe(seconds)
+    # A label set's series, looked up once (`labels()` costs more than the update itself).
+    series = _SERIES.get((service, route, method, status))
+    if series is None:
+        series = (
+            REQUESTS.labels(service, route, method, str(status)),
+            LATENCY.labels(service, route),
+        )
+        _SERIES[(service, route, method, status)] = series
+    series[0].inc()
+    series[1].observe(seconds)
     if status == 401:
         AUTH_FAILURES.labels(service).inc()
     elif status == 429:
