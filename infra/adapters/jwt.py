@@ -8,11 +8,14 @@ rotation needs no downtime. Verification accepts only ES256 from the ring, by `k
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,14 +70,26 @@ class KeyRing:
         self._lock = threading.Lock()
 
     def ensure(self) -> None:
-        """Create the ring with one key if the file does not exist yet."""
+        """Create the ring with one key if the file does not exist yet. Processes that
+        start together race here: the first file linked in place wins, and every process
+        then uses it (a ring replaced by a later starter would orphan tokens already
+        signed, and two writers of one temporary file failed the slower one)."""
         with self._lock:
-            if not self.path.exists():
-                self._write([new_signing_key()])
+            if self.path.exists():
+                return
+            temporary = self._temporary([new_signing_key()])
+            try:
+                os.link(temporary, self.path)  # atomic, and refuses to replace
+            except FileExistsError:
+                pass
+            finally:
+                temporary.unlink()
+            self._loaded_mtime = -2.0  # force a reload
 
     def rotate(self) -> SigningKey:
         """A new signing key; the current one retires and verifies until its tokens expire."""
-        with self._lock:
+        with self._lock, self._exclusive():
+            self._loaded_mtime = -2.0  # another process may have rotated since
             keys = self._read()
             now = time.time()
             keys = [
@@ -108,13 +123,25 @@ class KeyRing:
         return list(self._keys)
 
     def _write(self, keys: list[SigningKey]) -> None:
+        self._temporary(keys).replace(self.path)
+        self._loaded_mtime = -2.0  # force a reload
+
+    def _temporary(self, keys: list[SigningKey]) -> Path:
+        """The ring written to a file of this writer's own, beside the ring (0600)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        temporary = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"keys": [vars_of(k) for k in keys]}, handle)
-        temporary.replace(self.path)
-        self._loaded_mtime = -2.0  # force a reload
+        return temporary
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Rotations of all processes take turns (an advisory lock beside the ring)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
 
 def vars_of(key: SigningKey) -> dict[str, Any]:
