@@ -70,7 +70,7 @@ from infra.config import Settings
 from infra.gateway.app import Gateway, build_app
 from infra.gateway.auth import Authenticator, Prepare, bearer
 from infra.gateway.metering import Meter
-from infra.gateway.ratelimit import FAILURE_WINDOW, FailureBook, Limiter, Policy, RateLimit
+from infra.gateway.ratelimit import FailureBook, Limiter, Policy, RateLimit
 from infra.plans import load_catalog
 from projections import analytics, lookups, search, webhooks
 from projections.analytics import AnalyticsChange
@@ -702,9 +702,7 @@ def _distributed(settings: Settings) -> Platform:
     # changes (ADR 6): no Redis round trip for either on most requests.
     notices = RedisNotices(redis)
     notices.add(documents.channel, documents.cached(lambda: notices.live))
-    failures = RedisFailureBook(
-        redis, settings.redis_prefix, hold=FAILURE_WINDOW + 1.0, live=lambda: notices.live
-    )
+    failures = RedisFailureBook(redis, settings.redis_prefix, live=lambda: notices.live)
     notices.add(failures.channel, failures)
     source = ListenNotifyEventSource(log, settings.postgres_dsn, channel=recorder.channel_name)
     elastic = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=30)

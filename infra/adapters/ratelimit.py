@@ -84,15 +84,16 @@ class RedisLimiter:
 
 
 # KEYS: the book (a sorted set: address -> until, ms on the server's clock). ARGV: address,
-# hold (ms), channel. Notes the failure, forgets the expired, and announces it.
+# hold (ms), channel. Notes the failure (never shortening a longer hold), forgets the
+# expired, and announces "<address> <hold ms>".
 _RECORD_FAILURE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local hold = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], hold)
-redis.call('PUBLISH', ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], 'GT', now + hold, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
+redis.call('PUBLISH', ARGV[3], ARGV[1] .. ' ' .. ARGV[2])
 """
 
 # KEYS: the book. Every address still held, and for how many ms more.
@@ -106,23 +107,21 @@ return rows
 
 
 class RedisFailureBook:
-    """Addresses that failed to authenticate within `hold` seconds (the failures bucket's
-    refill time, or more), known in every process: each failure is kept in a sorted set and
-    published; a process hears the publications (a notices subscriber on `channel`) and
-    reloads the set whenever it (re)subscribes. Trusted only while `live()`."""
+    """Addresses that failed to authenticate, each until its failures bucket is full again,
+    known in every process: each failure is kept in a sorted set and published; a process
+    hears the publications (a notices subscriber on `channel`) and reloads the set whenever
+    it (re)subscribes. Trusted only while `live()`."""
 
     def __init__(
         self,
         client: Redis,
         prefix: str,
-        hold: float,
         live: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.key = f"{prefix}:rl:failed-addresses"
         self.channel = f"{prefix}:rl:failed"
-        self.hold = hold
         self.live = live
         self.clock = clock
         self.ready = False
@@ -136,9 +135,9 @@ class RedisFailureBook:
         until = self.until.get(ip)
         return until is None or until <= self.clock()
 
-    async def record(self, ip: str) -> None:
-        self._note(ip, self.hold)
-        args: list[str | int] = [ip, math.ceil(self.hold * 1000), self.channel]
+    async def record(self, ip: str, seconds: float) -> None:
+        self._note(ip, seconds)
+        args: list[str | int] = [ip, math.ceil(seconds * 1000), self.channel]
         # Unreachable: the limiter will not have it either (other processes are not live).
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             await self._record(keys=[self.key], args=args)
@@ -151,7 +150,8 @@ class RedisFailureBook:
 
     # As a notices subscriber.
     def heard(self, data: bytes) -> None:
-        self._note(data.decode(), self.hold)
+        ip, _, ms = data.decode().rpartition(" ")
+        self._note(ip, int(ms) / 1000)
 
     def deaf(self) -> None:
         self.ready = False

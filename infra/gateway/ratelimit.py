@@ -25,9 +25,6 @@ log = structlog.get_logger("strata.ratelimit")
 
 FailureMode = Literal["open", "closed"]
 
-FAILURE_WINDOW = 60.0
-"""Seconds over which failed authentications are counted (and their bucket refills)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
@@ -82,8 +79,9 @@ class FailureBook(Protocol):
         """True only if `ip` surely has no failed authentication in its bucket's window."""
         ...
 
-    async def record(self, ip: str) -> None:
-        """A failure of `ip`: noted here, and told to the other processes."""
+    async def record(self, ip: str, seconds: float) -> None:
+        """`ip` failed; its failures bucket is full again in `seconds`: noted here, and
+        told to the other processes."""
         ...
 
 
@@ -120,7 +118,7 @@ class Policy:
         return Bucket(f"ip:{ip}", self.anonymous_per_minute)
 
     def failures(self, ip: str) -> Bucket:
-        return Bucket(f"failed:{ip}", self.failures_per_minute, FAILURE_WINDOW)
+        return Bucket(f"failed:{ip}", self.failures_per_minute)
 
 
 class RateLimit:
@@ -164,10 +162,14 @@ class RateLimit:
         return decision
 
     async def failed(self, ip: str) -> None:
-        if self.failures is not None:  # first: no process may think `ip` clean past here
-            await self.failures.record(ip)
+        bucket = self.policy.failures(ip)
+        decision = None
         with contextlib.suppress(LimiterUnavailableError):
-            await self.limiter.hit([self.policy.failures(ip)])
+            decision = await self.limiter.hit([bucket])
+        if self.failures is not None:
+            # Held until the bucket is full again (+1 s: the server's clock, the notice).
+            refill = bucket.per_seconds if decision is None else decision.reset_seconds
+            await self.failures.record(ip, refill + 1.0)
 
 
 def full(bucket: Bucket) -> Decision:

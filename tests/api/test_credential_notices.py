@@ -13,12 +13,14 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from domain.billing import DEFAULT_CATALOG
 from infra.adapters.documents.linkcache import LinkCache
 from infra.adapters.documents.redis import RedisDocumentStore
 from infra.adapters.notices import RedisNotices
-from infra.adapters.ratelimit import RedisFailureBook
+from infra.adapters.ratelimit import MemoryLimiter, RedisFailureBook
 from infra.bootstrap import Platform, bootstrap
 from infra.config import Settings
+from infra.gateway.ratelimit import Policy, RateLimit
 from tests.conftest import Stack, _client, assert_error
 
 pytestmark = pytest.mark.integration
@@ -171,7 +173,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 async def _process(redis: Redis, prefix: str) -> AsyncIterator[RedisFailureBook]:
     """What one API process has: a failure book kept by its notices."""
     notices = RedisNotices(redis)
-    book = RedisFailureBook(redis, prefix, hold=60.0, live=lambda: notices.live)
+    book = RedisFailureBook(redis, prefix, live=lambda: notices.live)
     notices.add(book.channel, book)
     stop = asyncio.Event()
     task = asyncio.create_task(notices.run(stop))
@@ -191,7 +193,7 @@ async def test_a_failed_login_in_one_process_is_known_in_the_others(
     async with _process(redis, prefix) as here, _process(redis, prefix) as there:
         assert here.clean("10.0.0.1")
         assert there.clean("10.0.0.1")
-        await here.record("10.0.0.1")
+        await here.record("10.0.0.1", 60.0)
         assert not here.clean("10.0.0.1")  # at once in the process that saw it
         await _until(lambda: not there.clean("10.0.0.1"), "the other process heard it")
         assert there.clean("10.0.0.2")
@@ -204,7 +206,7 @@ async def test_a_failed_login_in_one_process_is_known_in_the_others(
 @pytest.mark.integration
 async def test_a_book_not_heard_from_trusts_nobody(redis: Redis, redis_prefix: str) -> None:
     notices = RedisNotices(redis)
-    book = RedisFailureBook(redis, redis_prefix.rstrip(":"), hold=60.0, live=lambda: notices.live)
+    book = RedisFailureBook(redis, redis_prefix.rstrip(":"), live=lambda: notices.live)
     notices.add(book.channel, book)
     assert not book.clean("10.0.0.3")  # never subscribed: the limiter is asked
 
@@ -228,3 +230,31 @@ async def test_clients_in_good_standing_get_the_same_headers_and_failures_still_
     error = assert_error(blocked, 429, "RATE_LIMITED")
     assert "failed authentications" in error["message"]
     assert blocked.headers["x-ratelimit-remaining"] == "0"
+
+
+class _Book:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, float]] = []
+
+    def clean(self, ip: str) -> bool:
+        return not any(held == ip for held, _ in self.recorded)
+
+    async def record(self, ip: str, seconds: float) -> None:
+        self.recorded.append((ip, seconds))
+
+
+async def test_a_failure_is_held_until_its_bucket_is_full_again() -> None:
+    clock = [0.0]
+    book = _Book()
+    limit = RateLimit(
+        MemoryLimiter(lambda: clock[0]), Policy(DEFAULT_CATALOG, failures_per_minute=10), book
+    )
+    full = await limit.blocked_for_failures("10.0.0.4")  # clean: answered without the limiter
+    assert full == await MemoryLimiter().peek(limit.policy.failures("10.0.0.4"))
+    await limit.failed("10.0.0.4")
+    await limit.failed("10.0.0.4")
+    # 10 a minute: one token back every 6 s (+1 s of margin).
+    assert book.recorded == [("10.0.0.4", 7.0), ("10.0.0.4", 13.0)]
+    peeked = await limit.blocked_for_failures("10.0.0.4")
+    assert peeked is not None
+    assert peeked.remaining == 8
