@@ -9,7 +9,7 @@ import hmac
 from uuid import UUID
 
 from domain.access import OPERATOR, Principal, Scope, parse_scopes
-from domain.apikey import hash_token, key_id_of, token_matches
+from domain.apikey import hash_token, key_id_of
 from projections import lookups
 from projections.ports import DocumentReader
 
@@ -21,26 +21,27 @@ class ReadModelAuthenticator:
 
     async def __call__(self, token: str) -> Principal | None:
         """The principal of an API key (or the operator token); None if not valid."""
-        if self.admin_token_hash and hmac.compare_digest(hash_token(token), self.admin_token_hash):
+        hashed = hash_token(token)
+        if self.admin_token_hash and hmac.compare_digest(hashed, self.admin_token_hash):
             return OPERATOR
         key_id = key_id_of(token)
         if key_id is None:
             return None
-        return await self._principal(key_id, token, None)
+        return await self._principal(key_id, hashed, None)
 
     async def by_key(self, key_id: UUID, scopes: frozenset[Scope]) -> Principal | None:
         """The principal of an access token issued to key `key_id` (still active)."""
         return await self._principal(key_id, None, scopes)
 
     async def _principal(
-        self, key_id: UUID, token: str | None, scopes: frozenset[Scope] | None
+        self, key_id: UUID, token_hash: str | None, scopes: frozenset[Scope] | None
     ) -> Principal | None:
         key, account = await self.docs.get_linked(
             lookups.apikey_key(str(key_id)), "account_id", lookups.account_key("")
         )
         if key is None or key.get("status") != "active":
             return None
-        if token is not None and not token_matches(token, key["secret_hash"]):
+        if token_hash is not None and not hmac.compare_digest(token_hash, key["secret_hash"]):
             return None
         if account is None or account.get("status") == "closed":
             return None
