@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -42,10 +42,15 @@ class Meter:
     def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.clock = clock
         self.counts: Counter[Key] = Counter()
+        self._hour: tuple[datetime, datetime, str] | None = None
 
     def count(self, account_id: str, service: str, path: str) -> None:
-        hour = self.clock().replace(minute=0, second=0, microsecond=0).isoformat()
-        self.counts[(account_id, hour, route_class(service, path).value)] += 1
+        now = self.clock()
+        hour = self._hour
+        if hour is None or not hour[0] <= now < hour[1]:  # the hour's name, made once
+            start = now.replace(minute=0, second=0, microsecond=0)
+            hour = self._hour = (start, start + timedelta(hours=1), start.isoformat())
+        self.counts[(account_id, hour[2], route_class(service, path).value)] += 1
 
     def take(self) -> Counter[Key]:
         taken, self.counts = self.counts, Counter()
