@@ -299,7 +299,8 @@ class Platform:
         return min(checkpoints.get(slot, 0) for slot in self.slots(projection))
 
     def runner(self, projection: Projection[Any]) -> CatchUpRunner:
-        return CatchUpRunner(self.source, projection, name=projection.name)
+        pace = self.settings.analytics_pace if projection.name == analytics.NAME else 0.0
+        return CatchUpRunner(self.source, projection, name=projection.name, pace=pace)
 
     @property
     def topics(self) -> Topics:

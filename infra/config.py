@@ -50,6 +50,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     at clickhouse_path, which one process owns (docs/adr/0009-analytics.md)."""
     clickhouse_path: str | None = None
     """The chdb data path without clickhouse_url (default <data dir>/clickhouse)."""
+    analytics_pace: float = 1.0
+    """Seconds the log-fed analytics projection lets events gather after applying some:
+    ClickHouse takes fewer, larger inserts far more cheaply (0: apply each notification)."""
     query_max_rows: int = 10_000
     query_max_execution_seconds: float = 10.0
     query_max_memory_bytes: int = 1 << 30

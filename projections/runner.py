@@ -27,6 +27,7 @@ class CatchUpRunner:
         idle_wait: float = 1.0,
         max_backoff: float = 10.0,
         start_after: int = 0,
+        pace: float = 0.0,
     ) -> None:
         self.source = source
         self.target = target
@@ -35,6 +36,10 @@ class CatchUpRunner:
         self.idle_wait = idle_wait
         self.max_backoff = max_backoff
         self.start_after = start_after
+        self.pace = pace
+        """Seconds to let events gather after applying some, so a steady stream is applied
+        in fewer, larger batches (ClickHouse: every insert is a part to merge). An event
+        after a quiet spell is applied at once."""
 
     async def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Apply everything up to the current end of the log; returns the checkpoint."""
@@ -51,10 +56,15 @@ class CatchUpRunner:
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the log until `stop` is set. Failures are retried with backoff, never skipped."""
         backoff = 0.1
+        last: int | None = None
         while not stop.is_set():
             try:
                 position = await self.catch_up()
                 backoff = 0.1
+                moved, last = position != last, position
+                if moved and self.pace:
+                    await _until_first(asyncio.sleep(self.pace), stop.wait())
+                    continue
                 await _until_first(self.source.wait(position, self.idle_wait), stop.wait())
             except asyncio.CancelledError:
                 raise
