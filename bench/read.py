@@ -368,7 +368,9 @@ async def wait_models(read_url: str, token: str, position: int, timeout: float) 
                     raw = await r.read()
                     if r.status == 200:
                         break
-                    if r.status != 504 or time.monotonic() > deadline:
+                    # 504: min_position's own timeout; 408: the request timeout, as long,
+                    # may fire first. Either way the model is still catching up: ask again.
+                    if r.status not in (504, 408) or time.monotonic() > deadline:
                         raise BenchError(f"{method} {path} answered {r.status}: {raw[:300]!r}")
 
 
