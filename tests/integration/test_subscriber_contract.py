@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 
 from domain.record import record_id
 from domain.source import source_id
@@ -336,6 +337,8 @@ async def test_a_subscriber_from_the_guide_gets_every_event_once_in_order(
         contract.Watermark(p) for p in range(len(events) + 1)
     }
     assert len({r.partition for r in data}) == PARTITIONS
+    # keyed as the producer's send() keys: the documented partitioning (murmur2 of the key)
+    assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % PARTITIONS for r in data)
     if case.resends:
         assert len(data) > len(events), "no duplicates were published"
 

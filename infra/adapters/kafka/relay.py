@@ -19,9 +19,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from psycopg import sql
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("strata.relay")
 
 CREDENTIAL_TYPES = contract.CREDENTIAL_TYPE_PREFIXES  # ApiKey and Webhook events
+_PARTITIONER = DefaultPartitioner()  # the producer's default, which `send()` applies
 
 
 @dataclass
@@ -175,34 +179,79 @@ class Relay:
             await self._send_all(producer, events)
 
     async def _send_all(self, producer: AIOKafkaProducer, events: Sequence[ProjectedEvent]) -> None:
-        acks = []
+        batches = _Batches(producer)
         for event in events:
             public = contract.encode(event, redact=True)
-            acks.append(
-                await producer.send(
-                    self.topics.events, public.value, key=public.key, headers=public.headers
-                )
-            )
+            await batches.add(self.topics.events, public)
             if event.type.startswith(CREDENTIAL_TYPES):
-                full = contract.encode(event, redact=False)
-                acks.append(
-                    await producer.send(
-                        self.topics.credentials, full.value, key=full.key, headers=full.headers
-                    )
-                )
-        await asyncio.gather(*acks)
+                await batches.add(self.topics.credentials, contract.encode(event, redact=False))
+        await batches.sent()
 
     async def _watermarks(
         self, producer: AIOKafkaProducer, partitions: Sequence[int], position: int
     ) -> None:
         mark = contract.watermark(position)
-        acks = [
-            await producer.send(self.topics.events, mark.value, partition=p, headers=mark.headers)
-            for p in partitions
-        ]
-        acks.append(
-            await producer.send(
-                self.topics.credentials, mark.value, partition=0, headers=mark.headers
+        batches = _Batches(producer)
+        for p in partitions:
+            await batches.add(self.topics.events, mark, partition=p)
+        await batches.add(self.topics.credentials, mark, partition=0)
+        await batches.sent()
+
+
+class _Batches:
+    """Messages gathered into one record batch per partition, each sent as a whole: a
+    `send()` per message cost a coroutine, futures and an event-loop turn per event.
+    Partitions are chosen as `send()` chooses them (the producer's partitioner over the
+    key), so an aggregate's events stay on its partition; within a partition, batches go
+    in the order filled."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.partitions: dict[str, list[int]] = {}
+        self.open: dict[tuple[str, int], BatchBuilder] = {}
+        self.acks: list[asyncio.Future[Any]] = []
+
+    async def add(
+        self, topic: str, message: contract.Message, *, partition: int | None = None
+    ) -> None:
+        if partition is None:
+            if topic not in self.partitions:
+                self.partitions[topic] = sorted(await self.producer.partitions_for(topic))
+            every = self.partitions[topic]
+            partition = _PARTITIONER(message.key, every, every)
+        builder = self.open.get((topic, partition))
+        if builder is None:
+            builder = self.open[(topic, partition)] = self.producer.create_batch()
+        if self._append(builder, message):
+            return
+        await self._send(topic, partition)  # full: send it, start the next
+        builder = self.open[(topic, partition)] = self.producer.create_batch()
+        if not self._append(builder, message):  # larger than a batch may be
+            del self.open[(topic, partition)]
+            self.acks.append(
+                await self.producer.send(
+                    topic,
+                    message.value,
+                    key=message.key,
+                    partition=partition,
+                    headers=message.headers,
+                )
             )
+
+    async def sent(self) -> None:
+        """Send what is gathered and wait until the broker acknowledged every message."""
+        for topic, partition in list(self.open):
+            await self._send(topic, partition)
+        await asyncio.gather(*self.acks)
+
+    @staticmethod
+    def _append(builder: BatchBuilder, message: contract.Message) -> bool:
+        appended = builder.append(
+            timestamp=None, key=message.key, value=message.value, headers=message.headers
         )
-        await asyncio.gather(*acks)
+        return appended is not None
+
+    async def _send(self, topic: str, partition: int) -> None:
+        builder = self.open.pop((topic, partition))
+        if builder.record_count():
+            self.acks.append(await self.producer.send_batch(builder, topic, partition=partition))
