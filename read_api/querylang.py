@@ -7,6 +7,11 @@ parameters (`{p0:String}`), every JSON path segment a bound identifier
 columns are named `c0, c1...` in SQL and renamed here. A query that passes `compile_query`
 runs; one that does not raises `QueryError` naming the offending part
 (docs/adr/0009-analytics.md has the language).
+
+A compiled query is an aggregation over row values (`r0, r1...`) that an inner query
+computes from the latest live rows; the rows come from one of three sources, all exact
+(ADR 9, amendment 2): the records table under FINAL, a compacted snapshot alone, or the
+snapshot merged with the tail of rows changed since its cut.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ from schemas.query import Aggregate, Bucket, Column, Filter, Query
 
 RECORDS = "__records__"
 """Stands for the records table in `CompiledQuery.sql`; the store renders the real name."""
+SNAPSHOT = "__snapshot__"
+CHANGES = "__changes__"
+CUT = "{cut:DateTime64(6, 'UTC')}"
+"""The snapshot's cut: the tail is every changes row inserted at or after it."""
+TAIL_COLUMNS = "source, id, version, updated_at, is_deleted, data, fields"
 
 MAX_DEPTH = 5
 SEGMENT = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -80,15 +90,63 @@ Decoder = Callable[[Any], list[Any]]
 
 @dataclass(frozen=True, slots=True)
 class CompiledQuery:
-    sql: str
+    outer: str
+    """The aggregation, reading `r0, r1...` FROM (__rows__)."""
+    rows: str
+    """The row values the aggregation reads (`expr AS r0, ...`)."""
+    scope: str
+    """The account (and source) clauses."""
+    filters: str
+    """The caller's filters ("" when none): they apply to the latest state of each record."""
     parameters: dict[str, Any]
     settings: dict[str, Any]
     columns: list[Column]
     decoders: list[Decoder]
     """One per SQL column; each yields the values of one or more result columns."""
 
+    def _live(self, source: str) -> str:
+        where = f"{self.scope} AND is_deleted = 0{self.filters}"
+        return f"SELECT {self.rows} FROM {source} WHERE {where}"  # noqa: S608
+
+    @property
+    def sql(self) -> str:
+        """The query over the records table, latest state by FINAL (placeholder RECORDS)."""
+        return self.outer.replace("__rows__", self._live(f"{RECORDS} FINAL"))
+
     def render(self, records_table: str) -> str:
         return self.sql.replace(RECORDS, records_table)
+
+    def render_snapshot(self, snapshot: str) -> str:
+        """Over a snapshot of the latest live rows, when no row has changed since its cut."""
+        return self.outer.replace("__rows__", self._live(snapshot))
+
+    def render_tail(self, snapshot: str, changes: str) -> str:
+        """Over a snapshot and the tail of changes since its cut (parameter `cut`): the
+        snapshot's rows except those of keys whose newest row is in the tail (`newer`),
+        and those newest rows. A snapshot row beats a tail row of the same or a lower
+        version (a redelivery); keys are matched by hash first, then exactly."""
+        tail = f"{changes} WHERE {self.scope} AND inserted_at >= {CUT}"
+        hashes = f"SELECT cityHash64(source, id) FROM {tail}"  # noqa: S608
+        newer = (
+            f"SELECT source, id, any(key_hash) AS key_hash FROM ("  # noqa: S608
+            f"SELECT source, id, cityHash64(source, id) AS key_hash, version, 1 AS tail "
+            f"FROM {tail} UNION ALL SELECT source, id, key_hash, version, 0 AS tail "
+            f"FROM {snapshot} WHERE {self.scope} AND key_hash IN ({hashes})) "
+            "GROUP BY source, id HAVING argMax(tail, (version, tail = 0)) = 1"
+        )
+        kept = (
+            f" AND (key_hash NOT IN (SELECT key_hash FROM ({newer})) "  # noqa: S608
+            f"OR (source, id) NOT IN (SELECT source, id FROM ({newer})))"
+        )
+        latest = (
+            f"SELECT {TAIL_COLUMNS} FROM {tail} AND (source, id) IN (SELECT source, id "  # noqa: S608
+            f"FROM ({newer})) ORDER BY source, id, version DESC LIMIT 1 BY source, id"
+        )
+        rows = (
+            f"{self._live(snapshot)}{kept} UNION ALL SELECT {self.rows} FROM ({latest}) "  # noqa: S608
+            f"WHERE is_deleted = 0{self.filters}"
+        )
+        return self.outer.replace("__rows__", rows)
 
     def shape(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         names = [c.name for c in self.columns]
@@ -242,6 +300,12 @@ class _Sql:
     parameters: dict[str, Any] = field(default_factory=dict)
     _paths: dict[tuple[str, ...], str] = field(default_factory=dict)
     _subcolumns: dict[tuple[str, ...], str] = field(default_factory=dict)
+    rows: dict[str, str] = field(default_factory=dict)
+    """Row expression -> its name (`r0`...) in the inner query."""
+
+    def row(self, expr: str) -> str:
+        """`expr` as a value of the inner query's rows, which the aggregation reads."""
+        return self.rows.setdefault(expr, f"r{len(self.rows)}")
 
     def bind(self, value: Any, sql_type: str) -> str:
         name = f"p{len(self.parameters)}"
@@ -386,11 +450,11 @@ def _group(sql: _Sql, spec: str | Bucket, where: str) -> _Out:
             raise QueryError(f"{where}.field", "buckets need updated_at or a data field")
         name = _alias(spec.as_, f"{where}.as") or f"{spec.field}_{spec.bucket}"
         expr = BUCKETS[spec.bucket].format(sql.moment(f))
-        return _Out(expr, [Column(name, "time")], _time)
+        return _Out(sql.row(expr), [Column(name, "time")], _time)
     f = resolve(spec, where)
     if f.kind == "json":
-        return _Out(sql.raw(f), [Column(f.name, "json")], _json)
-    return _Out(f.column, [Column(f.name, f.kind)], DECODERS[f.kind])
+        return _Out(sql.row(sql.raw(f)), [Column(f.name, "json")], _json)
+    return _Out(sql.row(f.column), [Column(f.name, f.kind)], DECODERS[f.kind])
 
 
 def _alias(alias: str | None, where: str) -> str | None:
@@ -415,16 +479,16 @@ def _aggregate(sql: _Sql, agg: Aggregate, where: str) -> _Out:
     f = resolve(agg.field, f"{where}.field")
     name = _alias(agg.as_, f"{where}.as") or f"{fn}_{agg.field.replace('.', '_')}"
     if fn == "count":
-        expr = f"countIf({sql.has(f)})" if f.kind == "json" else "count()"
+        expr = f"countIf({sql.row(sql.has(f))})" if f.kind == "json" else "count()"
         return _Out(expr, [Column(name, "int")], _int)
     if fn == "uniq":
         target = sql.raw(f) if f.kind == "json" else f.column
-        return _Out(f"uniq({target})", [Column(name, "int")], _int)
+        return _Out(f"uniq({sql.row(target)})", [Column(name, "int")], _int)
     kind: Literal["string", "int", "float", "time"]
     if f.kind == "json":
-        value, kind = sql.typed(f, "number"), "float"
+        value, kind = sql.row(sql.typed(f, "number")), "float"
     elif f.kind == "int" or fn in ("min", "max"):
-        value, kind = f.column, f.kind
+        value, kind = sql.row(f.column), f.kind
     else:
         raise QueryError(f"{where}.field", f"{fn} needs a numeric field, not {f.name}")
     if fn == "quantiles":
@@ -445,12 +509,14 @@ def _quantiles(sql: _Sql, agg: Aggregate, value: str, name: str, where: str) -> 
     return _Out(f"quantiles({bound})({value})", columns, _floats)
 
 
-def _where(sql: _Sql, query: Query, account: str) -> list[str]:
-    clauses = [f"account_id = {sql.bind(account, 'String')}", "is_deleted = 0"]
+def _where(sql: _Sql, query: Query, account: str) -> tuple[list[str], int]:
+    """The WHERE clauses, and how many of them are the scope (account, source)."""
+    clauses = [f"account_id = {sql.bind(account, 'String')}"]
     if query.source is not None:
         if not values.SOURCE_NAME.fullmatch(query.source):
             raise QueryError("$.source", "sources are 1-64 of a-z, 0-9, _ . - (first a-z or 0-9)")
         clauses.append(f"source = {sql.bind(query.source, 'String')}")
+    scopes = len(clauses)
     if len(query.filters) > MAX_FILTERS:
         raise QueryError("$.filters", f"at most {MAX_FILTERS} filters")
     for i, flt in enumerate(query.filters):
@@ -466,7 +532,7 @@ def _where(sql: _Sql, query: Query, account: str) -> list[str]:
             clauses.append(f"updated_at >= {sql.bind(start, time_type)}")
         if end is not None:
             clauses.append(f"updated_at < {sql.bind(end, time_type)}")
-    return clauses
+    return clauses, scopes
 
 
 def parse_query(raw: Any) -> Query:
@@ -481,7 +547,7 @@ def parse_query(raw: Any) -> Query:
 def compile_query(query: Query, account: str, limits: QueryLimits) -> CompiledQuery:
     """The SQL, parameters and ClickHouse settings for `query` over `account`'s records."""
     sql = _Sql()
-    clauses = _where(sql, query, account)
+    clauses, scopes = _where(sql, query, account)
     if len(query.group_by) > MAX_GROUPS:
         raise QueryError("$.group_by", f"at most {MAX_GROUPS} group fields")
     if len(query.aggregates) > MAX_AGGREGATES:
@@ -500,15 +566,20 @@ def compile_query(query: Query, account: str, limits: QueryLimits) -> CompiledQu
     if not 1 <= limit <= limits.max_rows:
         raise QueryError("$.limit", f"limit must be from 1 to {limits.max_rows}")
     select = ", ".join(f"{out.expr} AS c{i}" for i, out in enumerate(outs))
+    rows = ", ".join(f"{expr} AS {name}" for expr, name in sql.rows.items()) or "1 AS r0"
     # Fixed fragments only: every value is a bound parameter.
-    text = f"SELECT {select} FROM {RECORDS} FINAL WHERE " + " AND ".join(clauses)  # noqa: S608
+    text = f"SELECT {select} FROM (__rows__)"  # noqa: S608
     if groups:
         text += " GROUP BY " + ", ".join(f"c{i}" for i in range(len(groups)))
     if order:
         text += " ORDER BY " + ", ".join(order)
     text += f" LIMIT {sql.bind(limit, 'UInt64')}"
+    scope, filters = clauses[:scopes], clauses[scopes:]
     return CompiledQuery(
-        sql=text,
+        outer=text,
+        rows=rows,
+        scope=" AND ".join(scope),
+        filters="".join(f" AND {clause}" for clause in filters),
         parameters=sql.parameters,
         settings=limits.settings(),
         columns=columns,

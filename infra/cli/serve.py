@@ -109,6 +109,9 @@ async def _background(
         tasks.append(asyncio.create_task(outbox.run(stop), name="relay"))
     if command:
         tasks.append(asyncio.create_task(_expire_idempotency(platform, stop), name="expiry"))
+    if read:  # the process that answers analytic queries keeps their snapshot (ADR 0009)
+        compactor = platform.analytics_store.compact_forever(stop)
+        tasks.append(asyncio.create_task(compactor, name="analytics compaction"))
     if command or read:
         interval = platform.settings.usage_flush_seconds
         metering = platform.meter.run(platform.log, stop, interval)

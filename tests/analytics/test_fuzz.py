@@ -242,7 +242,7 @@ def assert_only_compiler_text(sql: str) -> None:
         assert literal in LITERALS, (literal, sql)
     bare = re.sub(r"'[^']*'", " ", bare)
     for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", bare):
-        assert word in VOCABULARY or re.fullmatch(r"c\d+", word), (word, sql)
+        assert word in VOCABULARY or re.fullmatch(r"[cr]\d+", word), (word, sql)
     assert re.fullmatch(r"[A-Za-z0-9_ ,()=!<>\[\].:]*", bare), sql
 
 

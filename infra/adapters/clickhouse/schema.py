@@ -15,6 +15,27 @@ PROJECTION = "analytics"
 RECORDS = "records_v2"
 """The records table (migration 4): the ingested JSON text and the same JSON as typed
 subcolumns (`fields`); `records_gN`, migration 3's table of text only, is copied into it."""
+CHANGES = "changes"
+"""Migration 5: a copy of every record row as it is applied, with its insert time: the tail
+that queries merge with the latest snapshot (ADR 9, amendment 2)."""
+SNAPSHOTS = "snapshots"
+"""Migration 5: the log of snapshots of a generation (ready, dropped) and their cuts."""
+
+SNAPSHOT_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+    account_id LowCardinality(String),
+    source LowCardinality(String),
+    id String,
+    version UInt64,
+    updated_at DateTime64(6, 'UTC'),
+    position UInt64,
+    is_deleted UInt8,
+    data String CODEC(ZSTD(3)),
+    fields JSON,
+    key_hash UInt64 MATERIALIZED cityHash64(source, id),
+    INDEX updated_at_minmax updated_at TYPE minmax GRANULARITY 4
+) ENGINE = MergeTree ORDER BY (account_id, source, id)"""
+"""A snapshot: one row per record, the newest as of its cut (a tombstone for a deleted one),
+read without FINAL. `key_hash` lets queries set aside the rows the tail replaces cheaply."""
 
 JSON_SETTINGS: dict[str, Any] = {
     "input_format_try_infer_dates": 0,  # "2026-01-31" stays a String (not a Date)
@@ -136,9 +157,37 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         per_generation=True,
     ),
+    Migration(
+        5,
+        "changes (the tail since the latest snapshot) and the snapshot log",
+        (
+            # Written after records, with the server's clock: a row that a snapshot did not
+            # see was committed after the snapshot began, so its copy here is later than the
+            # snapshot's cut. Dropped by day once older than every snapshot in use.
+            """CREATE TABLE IF NOT EXISTS {db}.changes_g{g} (
+                account_id LowCardinality(String),
+                source LowCardinality(String),
+                id String,
+                version UInt64,
+                updated_at DateTime64(6, 'UTC'),
+                position UInt64,
+                is_deleted UInt8,
+                data String CODEC(ZSTD(3)),
+                fields JSON MATERIALIZED data,
+                inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+            ) ENGINE = MergeTree PARTITION BY toYYYYMMDD(inserted_at)
+            ORDER BY (account_id, source, inserted_at)""",
+            """CREATE TABLE IF NOT EXISTS {db}.snapshots_g{g} (
+                snapshot UInt32, cut DateTime64(6, 'UTC'), rows UInt64,
+                event Enum8('ready' = 1, 'dropped' = 2),
+                at DateTime64(6, 'UTC') DEFAULT now64(6)
+            ) ENGINE = MergeTree ORDER BY (snapshot, at)""",
+        ),
+        per_generation=True,
+    ),
 )
 
-GENERATION_TABLES = (RECORDS, "records", "usage", "checkpoints")
+GENERATION_TABLES = (RECORDS, "records", "usage", "checkpoints", CHANGES, SNAPSHOTS)
 
 
 def table(db: str, name: str, generation: int) -> str:
@@ -232,7 +281,17 @@ def start(client: Any, db: str) -> None:
         record_generation(client, db, generation, "activated")
 
 
+def snapshot_table(db: str, generation: int, snapshot: int) -> str:
+    return table(db, f"snapshot{snapshot}", generation)
+
+
 def drop_generation(client: Any, db: str, generation: int) -> None:
+    prefix = f"snapshot%\\_g{generation}"
+    for (name,) in client.query(
+        "SELECT name FROM system.tables WHERE database = {d:String} AND name LIKE {p:String}",
+        parameters={"d": db, "p": prefix},
+    ).result_rows:
+        client.command(f"DROP TABLE IF EXISTS {db}.{name}")
     for name in GENERATION_TABLES:
         client.command(f"DROP TABLE IF EXISTS {table(db, name, generation)}")
     record_generation(client, db, generation, "dropped")

@@ -3,15 +3,28 @@
 Writes are idempotent without transactions: rows at or below the slot's checkpoint are
 skipped, the data goes in (in bounded batches) before the checkpoint moves, and whatever a
 crash makes us write twice is absorbed by ReplacingMergeTree (same key, same or older
-version). Reads use FINAL, so they are exact before background merges happen. Records are
-inserted as JSON text; the table derives their typed `fields` (schema.JSON_SETTINGS).
+version). Records are inserted as JSON text; the table derives their typed `fields`
+(schema.JSON_SETTINGS). Every record row is also copied into `changes` (the tail), after it
+is in `records`.
+
+Queries read the latest live state exactly in one of three ways (ADR 9, amendment 2): from
+`records` under FINAL until a snapshot exists; from the latest snapshot alone when no row of
+the account has changed since its cut; from the snapshot merged with that tail when the
+tail is small; and under FINAL again when it is large. `compact` writes a new snapshot from
+`records` (FINAL) in the background, without blocking reads or writes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, Literal
 
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -57,6 +70,17 @@ PERIODS: dict[str, str] = {
 }
 
 
+log = logging.getLogger("strata.analytics")
+SNAPSHOT_COLUMNS = "account_id, source, id, version, updated_at, position, is_deleted, data"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    number: int
+    cut: datetime
+    rows: int
+
+
 def _utc(moment: datetime) -> str:
     aware = moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -72,13 +96,22 @@ class ClickHouseAnalyticsStore:
         pool_size: int = 4,
         insert_batch: int = 50_000,
         pointer_ttl: float = 0.5,
+        max_tail: int = 20_000,
+        compact_threads: int = 1,
+        clock_margin: float = 5.0,
     ) -> None:
         self.db = target.database
         self.target = target
         self.insert_batch = insert_batch
         self.pointer_ttl = pointer_ttl
+        self.max_tail = max_tail
+        """Above this many tail rows of an account, its queries read FINAL instead."""
+        self.compact_threads = compact_threads
+        self.clock_margin = clock_margin
+        """A snapshot's cut is this many seconds before it reads: the clock may step back."""
         self.conn = Connection(target, pool_size=pool_size, on_open=self._start)
         self._active: tuple[int, float] | None = None
+        self._snapshot: tuple[int, Snapshot | None, float] | None = None
 
     def _start(self, client: Any) -> None:
         schema.start(client, self.db)
@@ -120,11 +153,67 @@ class ClickHouseAnalyticsStore:
         checkpoints = await self.checkpoints()
         return min(checkpoints.get(slot, 0) for slot in slots)
 
+    # --- snapshots -------------------------------------------------------------------------
+    async def snapshot(self, generation: int) -> Snapshot | None:
+        """The generation's latest snapshot; re-read at most every `pointer_ttl` seconds."""
+        now = time.monotonic()
+        cached = self._snapshot
+        if cached is not None and cached[0] == generation and now - cached[2] < self.pointer_ttl:
+            return cached[1]
+        found = await self.conn.run(lambda c: self.writer(generation).latest_snapshot(c))
+        self._snapshot = (generation, found, now)
+        return found
+
+    async def compact(self, generation: int | None = None) -> Snapshot | None:
+        """Write a new snapshot of `generation` (default: the active one), publish it, and
+        drop what no reader needs any more. None when the generation has no records."""
+        target = await self.active_generation() if generation is None else generation
+        made = await self.conn.run(lambda c: self.writer(target).compact(c, self.compact_threads))
+        self._snapshot = None
+        return made
+
+    async def compact_forever(
+        self, stop: asyncio.Event, *, interval: float = 10.0, tail_rows: int = 10_000,
+        max_age: float = 600.0,
+    ) -> None:  # fmt: skip
+        """Compact the active generation in the background: when it has records but no
+        snapshot, when its tail reaches `tail_rows`, or when a tail is older than `max_age`
+        seconds. Errors are logged and retried at the next interval."""
+        while not stop.is_set():
+            try:
+                writer = self.writer(await self.active_generation())
+                if await self.conn.run(
+                    partial(writer.compaction_due, tail_rows=tail_rows, max_age=max_age)
+                ):
+                    await self.compact(writer.generation)
+            except Exception:
+                log.warning("analytics compaction failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
     # --- read_api.ports.AnalyticsReader ----------------------------------------------------
+    async def _sql(self, query: CompiledQuery) -> tuple[str, dict[str, Any]]:
+        """The query over the cheapest exact source (module docstring)."""
+        generation = await self.active_generation()
+        records = self.table(schema.RECORDS, generation)
+        snapshot = await self.snapshot(generation)
+        if snapshot is None:
+            return query.render(records), query.parameters
+        writer = self.writer(generation)
+        account = query.parameters["p0"]
+        tail = await self.conn.run(lambda c: writer.tail_rows(c, snapshot, account))
+        if tail > self.max_tail:
+            return query.render(records), query.parameters
+        table = schema.snapshot_table(self.db, generation, snapshot.number)
+        if tail == 0:
+            return query.render_snapshot(table), query.parameters
+        parameters = {**query.parameters, "cut": _micros(snapshot.cut)}
+        return query.render_tail(table, writer.changes), parameters
+
     async def run(self, query: CompiledQuery) -> list[tuple[Any, ...]]:
-        sql = query.render(self.table(schema.RECORDS, await self.active_generation()))
+        sql, parameters = await self._sql(query)
         try:
-            return await self.conn.rows(sql, query.parameters, query.settings)
+            return await self.conn.rows(sql, parameters, query.settings)
         except DatabaseError as exc:
             limit = LIMITS.get(error_code(exc) or 0)
             if limit is None:
@@ -160,6 +249,10 @@ class ClickHouseAnalyticsStore:
         self.conn.close()
 
 
+def _micros(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def usage_row(period: datetime, metrics: dict[str, int]) -> UsageView:
     calls = {
         name.removeprefix(API_CALLS): n for name, n in metrics.items() if name.startswith(API_CALLS)
@@ -183,6 +276,8 @@ class ClickHouseGeneration:
         self.records = store.table(schema.RECORDS, generation)
         self.usage = store.table("usage", generation)
         self.checkpoints_table = store.table("checkpoints", generation)
+        self.changes = store.table(schema.CHANGES, generation)
+        self.snapshots = store.table(schema.SNAPSHOTS, generation)
 
     async def apply(
         self, changes: Sequence[AnalyticsChange], partition: int, position: int
@@ -223,13 +318,16 @@ class ClickHouseGeneration:
                     [change.account_id, change.hour, change.metric, change.position, change.value]
                 )
         batch = self.store.insert_batch
-        for start in range(0, len(records), batch):
-            client.insert(
-                self.records,
-                records[start : start + batch],
-                column_names=RECORD_COLUMNS,
-                settings=schema.JSON_SETTINGS,
-            )
+        # records, then their copies in the tail: a copy's insert time is then later than
+        # the row's commit, so a snapshot that missed the row has a cut before its copy.
+        for table in (self.records, self.changes):
+            for start in range(0, len(records), batch):
+                client.insert(
+                    table,
+                    records[start : start + batch],
+                    column_names=RECORD_COLUMNS,
+                    settings=schema.JSON_SETTINGS,
+                )
         for start in range(0, len(usage), batch):
             client.insert(self.usage, usage[start : start + batch], column_names=USAGE_COLUMNS)
         if position > floor:  # only after the data: a crash before this redelivers the batch
@@ -262,3 +360,105 @@ class ClickHouseGeneration:
             "usage": {"count": int(usage[0][0]), "hash": int(usage[0][1])},
             "usage_totals": {str(metric): int(total) for metric, total in totals},
         }
+
+    # --- snapshots (compaction) -------------------------------------------------------------
+    def latest_snapshot(self, client: Any) -> Snapshot | None:
+        """The ready snapshot with the latest cut."""
+        rows = client.query(
+            f"SELECT snapshot, cut, rows FROM {self.snapshots} WHERE event = 'ready' "
+            f"AND snapshot NOT IN (SELECT snapshot FROM {self.snapshots} WHERE event = "
+            "'dropped') ORDER BY cut DESC LIMIT 1"
+        ).result_rows
+        return Snapshot(int(rows[0][0]), rows[0][1], int(rows[0][2])) if rows else None
+
+    def tail_rows(self, client: Any, snapshot: Snapshot, account: str | None = None) -> int:
+        """Rows applied since `snapshot`'s cut (of one account, or all)."""
+        scope = "" if account is None else " AND account_id = {a:String}"
+        rows = client.query(
+            f"SELECT count() FROM {self.changes} WHERE inserted_at >= {{cut:DateTime64(6, 'UTC')}}"
+            + scope,
+            parameters={"cut": _micros(snapshot.cut), "a": account or ""},
+        ).result_rows
+        return int(rows[0][0])
+
+    def compaction_due(self, client: Any, *, tail_rows: int, max_age: float) -> bool:
+        snapshot = self.latest_snapshot(client)
+        if snapshot is None:
+            rows = client.query(f"SELECT count() FROM {self.records} LIMIT 1").result_rows
+            return int(rows[0][0]) > 0
+        tail = self.tail_rows(client, snapshot)
+        age = (datetime.now(UTC) - snapshot.cut).total_seconds()
+        return tail >= tail_rows or (tail > 0 and age >= max_age)
+
+    def compact(self, client: Any, threads: int = 1) -> Snapshot | None:
+        """Snapshot the newest row of every record (live rows under FINAL, then the newest
+        tombstone of each deleted one), merge it into one part, publish it, then drop the
+        snapshots and tail days older than the previous one (readers may still use it)."""
+        started = time.monotonic()
+        settings = {**schema.JSON_SETTINGS, "max_threads": threads}
+        cut = client.query(
+            "SELECT now64(6) - toIntervalMicrosecond({m:UInt64})",
+            parameters={"m": int(self.store.clock_margin * 1e6)},
+        )
+        cut_at: datetime = cut.result_rows[0][0]
+        number = 1 + secrets.randbelow(2**31 - 1)  # unique even if two processes compact
+        table = schema.snapshot_table(self.store.db, self.generation, number)
+        log.info("analytics g%d: snapshot %d started (cut %s)", self.generation, number, cut_at)
+        client.command(schema.SNAPSHOT_DDL.format(table=table))
+        client.command(
+            f"INSERT INTO {table} ({SNAPSHOT_COLUMNS}, fields) SELECT account_id, source, id, "
+            f"version, updated_at, position, 0, data, fields FROM {self.records} FINAL "
+            "WHERE is_deleted = 0",
+            settings=settings,
+        )
+        client.command(
+            f"INSERT INTO {table} ({SNAPSHOT_COLUMNS}) SELECT account_id, source, id, "
+            "max(version), max(updated_at), max(position), 1, '{}' "
+            f"FROM {self.records} WHERE is_deleted = 1 GROUP BY account_id, source, id",
+            settings=settings,
+        )
+        written = time.monotonic() - started
+        client.command(f"OPTIMIZE TABLE {table} FINAL", settings=settings)
+        rows = int(client.query(f"SELECT count() FROM {table}").result_rows[0][0])
+        if rows == 0:
+            client.command(f"DROP TABLE IF EXISTS {table}")
+            return None
+        previous = self.latest_snapshot(client)
+        client.insert(
+            self.snapshots,
+            [[number, cut_at, rows, "ready"]],
+            column_names=["snapshot", "cut", "rows", "event"],
+        )
+        log.info(
+            "analytics g%d: snapshot %d ready: %d rows in %.1f s (written in %.1f s)",
+            self.generation, number, rows, time.monotonic() - started, written,
+        )  # fmt: skip
+        if previous is not None:
+            self._forget_before(client, previous)
+        return Snapshot(number, cut_at, rows)
+
+    def _forget_before(self, client: Any, kept: Snapshot) -> None:
+        """Drop the snapshots older than `kept` and the tail's days before its cut."""
+        older = client.query(
+            f"SELECT DISTINCT snapshot FROM {self.snapshots} WHERE event = 'ready' "
+            f"AND cut < {{c:DateTime64(6, 'UTC')}} AND snapshot NOT IN (SELECT snapshot "
+            f"FROM {self.snapshots} WHERE event = 'dropped')",
+            parameters={"c": _micros(kept.cut)},
+        ).result_rows
+        for (number,) in older:
+            table = schema.snapshot_table(self.store.db, self.generation, int(number))
+            client.command(f"DROP TABLE IF EXISTS {table}")
+            client.insert(
+                self.snapshots,
+                [[int(number), kept.cut, 0, "dropped"]],
+                column_names=["snapshot", "cut", "rows", "event"],
+            )
+        day = int(kept.cut.astimezone(UTC).strftime("%Y%m%d"))
+        partitions = client.query(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE active AND database = "
+            "{d:String} AND table = {t:String}",
+            parameters={"d": self.store.db, "t": self.changes.split(".", 1)[1]},
+        ).result_rows
+        for (partition,) in partitions:
+            if int(partition) < day:
+                client.command(f"ALTER TABLE {self.changes} DROP PARTITION ID '{int(partition)}'")
