@@ -1,7 +1,9 @@
 """Authentication for the command API, against the event store itself.
 
 Writes must never be accepted from a key that was just revoked, so the write side reads the
-key's own stream rather than an eventually consistent read model.
+key's own stream rather than an eventually consistent read model: each request asks the
+event store for the key's and its account's current versions, and reuses their states
+only when those did not move.
 """
 
 from __future__ import annotations
@@ -39,11 +41,17 @@ class EventStoreAuthenticator:
     def _principal(
         self, key_id: UUID, valid: Callable[[ApiKey], bool], scopes: frozenset[Scope] | None
     ) -> Principal | None:
+        # One round trip when both are cached: their current versions (a key never moves
+        # to another account). Either one changed (a revocation, a suspension) is loaded.
+        known = self.store.cached(ApiKey, key_id)
+        streams = [key_id] if known is None else [key_id, UUID(known.account_id)]
+        current = self.store.versions(streams)
         try:
-            key = self.store.load(ApiKey, key_id)
+            key = self.store.load_at(ApiKey, key_id, current.get(key_id))
             if not valid(key):
                 return None
-            account = self.store.load(Account, UUID(key.account_id))
+            account_id = UUID(key.account_id)
+            account = self.store.load_at(Account, account_id, current.get(account_id))
         except NotFoundError:
             return None
         if account.status == AccountStatus.CLOSED:

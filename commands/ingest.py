@@ -56,8 +56,8 @@ def _upsert(
     *,
     single: bool = False,
 ) -> R:
-    account_id = str(ctx.principal.own_account())
-    writable_account(store, UUID(account_id))
+    account = ctx.principal.own_account()
+    account_id = str(account)
     for entry in entries:
         values.source_name(entry.source)
         values.record_key(entry.key)
@@ -65,7 +65,9 @@ def _upsert(
     stream_ids = [record_id(account_id, e.source, e.key) for e in entries]
     source_ids = {name: source_id(account_id, name) for name in sources}
     for attempt in range(ATTEMPTS):
-        versions = store.versions([*source_ids.values(), *set(stream_ids)])
+        # The account's version comes with the others: its state is reused while unchanged.
+        versions = store.versions([account, *source_ids.values(), *set(stream_ids)])
+        writable_account(store, account, versions.pop(account, None))
         # Transformations: each source's pipeline transforms its entries, drops or rejects
         # some (they are not written); a no-op for sources without one (docs/transforms.md).
         run = run_pipelines(entries, source_ids, versions, store, _with_raw)
@@ -147,9 +149,11 @@ def delete_record(source: str, key: str, store: EventStore, ctx: CommandContext)
     )
 
 
-def writable_account(store: EventStore, account_id: UUID) -> Account:
+def writable_account(store: EventStore, account_id: UUID, version: int | None = None) -> Account:
+    """The account, which must accept writes; `version`: its current version, just read
+    (the state at it may come from the store's cache; do not change it)."""
     try:
-        account = store.load(Account, account_id)
+        account = store.load_at(Account, account_id, version)
     except NotFoundError:
         raise NotFoundError("the account of this key no longer exists") from None
     account.ensure_can_write()

@@ -94,6 +94,18 @@ class EventStore(Protocol):
         """Current version of each stream that exists (absent streams are left out)."""
         ...
 
+    def load_at(self, cls: type[A], aggregate_id: UUID, version: int | None) -> A:
+        """The aggregate at `version`, which the caller has just read as current with
+        `versions()`: from a cache of states by version (an aggregate's state at a version
+        never changes), else loaded (`None`: loaded; NotFoundError as `load`). The
+        instance may be shared between requests: read it, never change it."""
+        ...
+
+    def cached(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """The newest state of the aggregate in that cache, without reading the store: a
+        hint of which streams to ask `versions()` about, never a basis for a decision."""
+        ...
+
     def append(
         self,
         items: Sequence[Appendable],

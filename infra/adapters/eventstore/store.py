@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 from uuid import UUID
@@ -31,6 +32,7 @@ A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
 
 Recorder = PostgresRecorder | SQLiteRecorder
+STATES_CACHED = 10_000
 
 
 class EventLog:
@@ -44,6 +46,8 @@ class EventLog:
         )
         self._listeners: list[Callable[[int], None]] = []
         self._lock = threading.Lock()
+        self._states: OrderedDict[UUID, Aggregate] = OrderedDict()
+        """load_at's states by version: API keys and accounts, read by every command."""
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Called (from the committing thread) with the newest position after each append."""
@@ -62,6 +66,22 @@ class EventLog:
 
     def versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
         return self.recorder.versions(stream_ids) if stream_ids else {}
+
+    def load_at(self, cls: type[A], aggregate_id: UUID, version: int | None) -> A:
+        known = self.cached(cls, aggregate_id)
+        if version is not None and known is not None and known.version == version:
+            return known
+        aggregate = self.load(cls, aggregate_id)
+        with self._lock:
+            self._states[aggregate_id] = aggregate
+            self._states.move_to_end(aggregate_id)
+            if len(self._states) > STATES_CACHED:
+                self._states.popitem(last=False)
+        return aggregate
+
+    def cached(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        known = self._states.get(aggregate_id)
+        return known if isinstance(known, cls) else None
 
     def head(self) -> int:
         return self.recorder.max_notification_id() or 0
