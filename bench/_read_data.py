@@ -6,7 +6,8 @@
 - analytics: rows generated inside ClickHouse (`INSERT ... SELECT FROM numbers()`) into the
   records table the adapter created, shaped as the projection writes them (the ingested JSON
   as text, from which the table derives its typed `fields`), with older versions and
-  tombstones so that FINAL has work to do. Run as
+  tombstones so that FINAL has work to do; then compacted into a snapshot (ADR 9,
+  amendment 2), as the read API's compactor would have done by the time queries come. Run as
   `python bench/_read_data.py analytics ...` in its own process: chdb allows one owner per
   data path, and the read API takes it over afterwards.
 """
@@ -202,6 +203,9 @@ def load_analytics(path: str, account: str, source: str, count: int) -> dict[str
 
             store.conn.call(run)
         seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        snapshot = asyncio.run(store.compact())
+        compact_seconds = time.perf_counter() - started
 
         def facts(client: Any) -> list[Any]:
             rows = client.query(
@@ -222,7 +226,11 @@ def load_analytics(path: str, account: str, source: str, count: int) -> dict[str
             "parts": int(parts),
             "compressed_mib": round(int(compressed) / 2**20, 1),
             "load_s": round(seconds, 1),
+            "compact_s": round(compact_seconds, 1),
             "table": table,
+            "snapshot": schema.snapshot_table(store.db, generation, snapshot.number)
+            if snapshot is not None
+            else None,
         }
     finally:
         store.close()

@@ -845,18 +845,29 @@ def engine_variants(table: str, account: str) -> tuple[dict[str, str], dict[str,
     return prepare, variants
 
 
-def engine_baseline(chdb_path: Path, table: str, account: str, runs: int) -> dict[str, Any]:
-    """The same compiled SQL straight in chdb (the read API has stopped: one owner per path),
-    and the headline query over other designs (engine_variants)."""
+def engine_baseline(
+    chdb_path: Path, table: str, snapshot: str | None, account: str, runs: int
+) -> dict[str, Any]:
+    """The SQL the read API ran (the snapshot alone: nothing changed since its cut) straight
+    in chdb (the read API has stopped: one owner per path), the same over the records table
+    under FINAL (before the snapshot), and the headline query over other designs
+    (engine_variants)."""
     limits = QueryLimits(max_execution_seconds=600)
     queries = {}
+    finals = {}
     for name, query in ANALYTIC_QUERIES.items():
         c = compile_query(parse_query(query), account, limits)
-        queries[name] = (c.render(table), c.parameters, c.settings)
-    sql_, parameters, settings_ = queries[HEADLINE]
+        plan = c.render_snapshot(snapshot) if snapshot else c.render(table)
+        queries[name] = (plan, c.parameters, c.settings)
+        finals[f"{name} / FINAL over records"] = (c.render(table), c.parameters, c.settings)
+    sql_, parameters, settings_ = finals[f"{HEADLINE} / FINAL over records"]
     prepare, variants = engine_variants(table, account)
     no_final = sql_.replace(" FINAL ", " ")
-    variants = {f"{HEADLINE} / without FINAL": (no_final, parameters, settings_), **variants}
+    variants = {
+        **(finals if snapshot else {}),
+        f"{HEADLINE} / without FINAL": (no_final, parameters, settings_),
+        **variants,
+    }
     job = {"queries": queries, "prepare": prepare, "variants": variants}
     done = subprocess.run(
         [sys.executable, "-c", ENGINE_SCRIPT, str(chdb_path), str(runs), table],
@@ -1067,7 +1078,10 @@ async def measure(
         procs.stop("strata")
         step("the same SQL straight in chdb (the read API stopped)")
         await quiet(procs, args)
-        engine = engine_baseline(chdb, setup["analytics"]["table"], account, args.query_runs)
+        loaded = setup["analytics"]
+        engine = engine_baseline(
+            chdb, loaded["table"], loaded.get("snapshot"), account, args.query_runs
+        )
         for q in results.analytics.queries:
             q.engine = Latency.of(engine["times"][q.name])
             note(f"{q.name:32s} engine p50 {q.engine.p50_ms:8.1f} ms")
