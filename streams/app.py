@@ -16,7 +16,7 @@ from typing import Any
 import faust
 
 from projections.ports import StoreUnavailableError
-from streams.eager import use_eager_consumer
+from streams.eager import use_eager_consumer, yield_every
 from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def build_app(settings: StreamSettings, worker: ProjectionWorker) -> faust.App:
         stream_wait_empty=False,
     )
     use_eager_consumer(app)
+    yield_every()
     source = app.topic(*settings.topics, key_type=bytes, value_type=bytes)
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
 

@@ -8,9 +8,10 @@ import uuid
 import warnings
 
 import faust
+import faust._cython.streams as compiled_streams
 import pytest
 
-from streams.eager import EagerConsumer, use_eager_consumer
+from streams.eager import EagerConsumer, use_eager_consumer, yield_every
 
 
 @pytest.fixture
@@ -103,3 +104,18 @@ async def test_a_stopped_consumer_reports_stopped(consumer: EagerConsumer) -> No
     results = await consumer.wait_first(callback(), asyncio.Event().wait())
     assert results.stopped
     assert results.done == []
+
+
+async def test_the_stream_iterator_yields_to_the_loop_every_nth_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compiled_streams, "sleep", compiled_streams.sleep)  # restored after
+    yield_every(4)
+    seen_at_turn: list[int] = []
+    for event in range(1, 9):
+        asyncio.get_running_loop().call_soon(seen_at_turn.append, event)
+        await compiled_streams.sleep(0)  # what faust awaits before each event
+        seen_at_turn.append(-event)
+    # other callbacks run only at every 4th event's turn
+    assert seen_at_turn == [-1, -2, -3, 1, 2, 3, 4, -4, -5, -6, -7, 5, 6, 7, 8, -8]
+    assert await compiled_streams.sleep(0.001, "slept") == "slept"  # a real sleep stays one
