@@ -248,6 +248,9 @@ async def test_store_picks_snapshot_tail_or_final(store: ClickHouseAnalyticsStor
     sql, _ = await store._sql(compiled)
     assert "FINAL" not in sql  # nothing changed since the cut: the snapshot alone
     assert "UNION" not in sql
+    world.pending = [world.events.put("other", "k1", {"n": 1}, account=world.account)]
+    await world.deliver(world.pending)
+    assert "UNION" not in (await store._sql(compiled))[0]  # a change in another source
     world.pending = []
     world.put(1, 0, 0, 99)
     await world.deliver(world.pending)

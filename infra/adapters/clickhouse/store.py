@@ -200,8 +200,7 @@ class ClickHouseAnalyticsStore:
         if snapshot is None:
             return query.render(records), query.parameters
         writer = self.writer(generation)
-        account = query.parameters["p0"]
-        tail = await self.conn.run(lambda c: writer.tail_rows(c, snapshot, account))
+        tail = await self.conn.run(lambda c: writer.tail_rows(c, snapshot, query))
         if tail > self.max_tail:
             return query.render(records), query.parameters
         table = schema.snapshot_table(self.db, generation, snapshot.number)
@@ -371,13 +370,14 @@ class ClickHouseGeneration:
         ).result_rows
         return Snapshot(int(rows[0][0]), rows[0][1], int(rows[0][2])) if rows else None
 
-    def tail_rows(self, client: Any, snapshot: Snapshot, account: str | None = None) -> int:
-        """Rows applied since `snapshot`'s cut (of one account, or all)."""
-        scope = "" if account is None else " AND account_id = {a:String}"
+    def tail_rows(self, client: Any, snapshot: Snapshot, query: CompiledQuery | None = None) -> int:
+        """Rows applied since `snapshot`'s cut: all, or those in `query`'s scope (its
+        account, and source if it names one)."""
+        scope = "" if query is None else f" AND {query.scope}"
         rows = client.query(
             f"SELECT count() FROM {self.changes} WHERE inserted_at >= {{cut:DateTime64(6, 'UTC')}}"
             + scope,
-            parameters={"cut": _micros(snapshot.cut), "a": account or ""},
+            parameters={**(query.parameters if query else {}), "cut": _micros(snapshot.cut)},
         ).result_rows
         return int(rows[0][0])
 
