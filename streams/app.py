@@ -22,7 +22,7 @@ from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
 log = logging.getLogger(__name__)
 
 BATCH = 1000
-BATCH_WITHIN = 0.05  # seconds a partial batch may wait: bounds freshness
+BATCH_WITHIN = 0.2  # seconds a partial batch may wait: bounds freshness
 MAX_BACKOFF = 10.0  # seconds between attempts while a read model is unreachable
 
 
