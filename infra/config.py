@@ -41,7 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_engine: Literal["faust", "batch"] = "faust"
     """How `strata worker` consumes for a projection: a Faust agent (`faust`, the design's
     stream processor), or whole Kafka fetches handed to the same projection code (`batch`,
-    ~1/4 of the CPU per event: docs/adr/0007-kafka-pipeline.md). Webhooks are always Faust."""
+    less CPU per event: docs/adr/0007-kafka-pipeline.md). Webhooks are always Faust."""
     elasticsearch_url: str = "http://127.0.0.1:9200"
     elasticsearch_index_prefix: str = "strata-"
     """The search index is `<prefix>search` (an alias over `<prefix>search-g<N>`)."""
