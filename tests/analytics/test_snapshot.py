@@ -132,7 +132,9 @@ class World:
 
 @pytest.fixture
 def store(chdb_path: str) -> Iterator[ClickHouseAnalyticsStore]:
-    analytics_store = ClickHouseAnalyticsStore(Target.of(None, chdb_path), pointer_ttl=0.0)
+    analytics_store = ClickHouseAnalyticsStore(
+        Target.of(None, chdb_path), pointer_ttl=0.0, max_tail=1_000
+    )  # the snapshot-and-tail plan too, not only FINAL and the snapshot alone
     try:
         yield analytics_store
     finally:
@@ -239,6 +241,7 @@ async def test_writes_during_a_compaction_are_in_its_tail(store: ClickHouseAnaly
 async def test_store_picks_snapshot_tail_or_final(store: ClickHouseAnalyticsStore) -> None:
     world = World(store)
     store.clock_margin = 0.0
+    store.max_tail = 100
     compiled = world.compiled("by status")
     assert "FINAL" in (await store._sql(compiled))[0]  # no snapshot yet
     for key in range(5):
