@@ -176,18 +176,26 @@ class ClickHouseAnalyticsStore:
 
     async def compact_forever(
         self, stop: asyncio.Event, *, interval: float = 10.0, tail_rows: int = 10_000,
-        max_age: float = 600.0,
+        max_age: float = 600.0, max_share: float = 0.1,
     ) -> None:  # fmt: skip
         """Compact the active generation in the background: when it has records but no
         snapshot, when its tail reaches `tail_rows`, or when a tail is older than `max_age`
-        seconds. Errors are logged and retried at the next interval."""
+        seconds. A compaction rewrites the whole generation, so after one that took `d`
+        seconds the next waits at least `d * (1 / max_share - 1)`: compactions use at most
+        `max_share` of a core on average however large the generation grows (sources
+        written meanwhile are read under FINAL). Errors are logged and retried later."""
+        rest_until = 0.0
         while not stop.is_set():
             try:
-                writer = self.writer(await self.active_generation())
-                if await self.conn.run(
-                    partial(writer.compaction_due, tail_rows=tail_rows, max_age=max_age)
-                ):
-                    await self.compact(writer.generation)
+                if time.monotonic() >= rest_until:
+                    writer = self.writer(await self.active_generation())
+                    if await self.conn.run(
+                        partial(writer.compaction_due, tail_rows=tail_rows, max_age=max_age)
+                    ):
+                        started = time.monotonic()
+                        await self.compact(writer.generation)
+                        took = time.monotonic() - started
+                        rest_until = time.monotonic() + took * (1 / max_share - 1)
             except Exception:
                 log.warning("analytics compaction failed", exc_info=True)
             with contextlib.suppress(TimeoutError):
