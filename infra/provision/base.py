@@ -230,6 +230,8 @@ def terminate(pid: int, sig: signal.Signals, timeout: float) -> None:
 
 # --------------------------------------------------------------------------- services
 
+BIND_ATTEMPTS = 4  # starts of a server whose port is briefly held by a client socket
+
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -372,17 +374,26 @@ class Service(ABC):
         started = time.monotonic()
         pid = self.launch()
         self.pid_file.write_text(f"{pid}\n")
-        try:
-            self._wait_ready(pid, started)
-        except ProvisionError:
-            if is_alive(pid) or time.monotonic() - started > 15:
-                raise
-            # died straight away: retry once before giving up (the log keeps both tries)
-            say(f"{self.name}: exited right after start; retrying once (log: {self.log_file})")
-            started = time.monotonic()
-            pid = self.launch()
-            self.pid_file.write_text(f"{pid}\n")
-            self._wait_ready(pid, started)
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            try:
+                self._wait_ready(pid, started)
+                break
+            except ProvisionError:
+                if is_alive(pid):
+                    raise
+                # Died straight away, or could not bind its port yet (a client's socket can
+                # hold a loopback port in the ephemeral range for a moment, e.g. one that
+                # connected to itself while retrying the stopped server): retry, the log
+                # keeps every try.
+                bind = "Address already in use" in log_tail(self.log_file, 80)
+                quick = time.monotonic() - started <= 15 and attempt == 1
+                if not (bind or quick) or attempt == BIND_ATTEMPTS:
+                    raise
+                say(f"{self.name}: exited during start-up; retrying (log: {self.log_file})")
+                time.sleep(2.0 if bind else 0.0)
+                started = time.monotonic()
+                pid = self.launch()
+                self.pid_file.write_text(f"{pid}\n")
         self.after_ready()
         say(f"{self.name}: ready in {time.monotonic() - started:.1f}s (pid {pid})")
 
