@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
+from infra.adapters.clickhouse.schema import MIGRATIONS
 from projections import analytics
 from schemas.events import ProjectedEvent
 
@@ -107,3 +108,23 @@ async def seed(store: ClickHouseAnalyticsStore) -> Events:
     writer = store.writer(await store.active_generation())
     await writer.apply(analytics.changes(events.log), 0, len(events.log))
     return events
+
+
+def migrated_until(client: Any, db: str, applied: int) -> None:
+    """A deployment of an older version: the first `applied` migrations run and recorded,
+    generation 1 created and active (upgrade tests open the store over it)."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    for migration in MIGRATIONS[:applied]:
+        generation = 1 if migration.per_generation else 0
+        for statement in migration.statements:
+            client.command(statement.format(db=db, g=generation))
+        client.insert(
+            f"{db}.schema_migrations",
+            [[migration.version, generation, migration.description]],
+            column_names=["version", "generation", "description"],
+        )
+    client.insert(
+        f"{db}.generations",
+        [["analytics", 1, "created"], ["analytics", 1, "activated"]],
+        column_names=["model", "generation", "event"],
+    )

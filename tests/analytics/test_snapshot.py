@@ -19,11 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target, schema
-from infra.adapters.clickhouse.schema import MIGRATIONS
 from projections import analytics
 from read_api.querylang import CompiledQuery, QueryLimits, compile_query, parse_query
 from schemas.events import ProjectedEvent
-from tests.analytics.conftest import ACCOUNT, Events
+from tests.analytics.conftest import ACCOUNT, Events, migrated_until
 
 SLOTS = itertools.count(100)  # a fresh slot per delivery: no checkpoint skips a row
 STATUSES = ("paid", "open", "void")
@@ -324,21 +323,7 @@ async def test_a_generation_before_migration_5_is_upgraded(chdb_path: str, event
     try:
 
         def before_5(client: Any) -> None:
-            client.command(f"CREATE DATABASE IF NOT EXISTS {old.db}")
-            for migration in MIGRATIONS[:4]:
-                generation = 1 if migration.per_generation else 0
-                for statement in migration.statements:
-                    client.command(statement.format(db=old.db, g=generation))
-                client.insert(
-                    f"{old.db}.schema_migrations",
-                    [[migration.version, generation, migration.description]],
-                    column_names=["version", "generation", "description"],
-                )
-            client.insert(
-                f"{old.db}.generations",
-                [["analytics", 1, "created"], ["analytics", 1, "activated"]],
-                column_names=["model", "generation", "event"],
-            )
+            migrated_until(client, old.db, 4)
             rows = [
                 r
                 for r in analytics.changes(

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
-from infra.adapters.clickhouse.schema import MIGRATIONS, RECORDS
+from infra.adapters.clickhouse.schema import RECORDS
 from projections import analytics
 from read_api.querylang import QueryLimits, compile_query, parse_query
-from tests.analytics.conftest import ACCOUNT, Events
+from tests.analytics.conftest import ACCOUNT, Events, migrated_until
 
 EXAMPLES = int(os.environ.get("STRATA_FUZZ_EXAMPLES", "600")) // 30  # 20: each runs ~8 queries
 
@@ -263,21 +263,7 @@ async def test_a_generation_of_the_old_layout_is_copied_on_start(
     try:
         # What a deployment before migration 4 had: migrations 1-3 and their table.
         def before_4(client: Any) -> None:
-            client.command(f"CREATE DATABASE IF NOT EXISTS {old.db}")
-            for migration in MIGRATIONS[:3]:
-                generation = 1 if migration.per_generation else 0
-                for statement in migration.statements:
-                    client.command(statement.format(db=old.db, g=generation))
-                client.insert(
-                    f"{old.db}.schema_migrations",
-                    [[migration.version, generation, migration.description]],
-                    column_names=["version", "generation", "description"],
-                )
-            client.insert(
-                f"{old.db}.generations",
-                [["analytics", 1, "created"], ["analytics", 1, "activated"]],
-                column_names=["model", "generation", "event"],
-            )
+            migrated_until(client, old.db, 3)
 
         old.conn.on_open = before_4
         await old.active_generation()
