@@ -160,15 +160,6 @@ async def test_a_read_that_began_before_a_notice_is_not_kept() -> None:
     assert untrusted.get(("ns", "apikey:k")) is None
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 @contextlib.asynccontextmanager
 async def _process(redis: Redis, prefix: str) -> AsyncIterator[RedisFailureBook]:
     """What one API process has: a failure book kept by its notices."""

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,28 +16,19 @@ from infra.adapters.documents.batching import HashReads
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_url)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
-
-
-async def test_reads_of_one_turn_share_a_pipeline(client: Redis, redis_prefix: str) -> None:
+async def test_reads_of_one_turn_share_a_pipeline(redis: Redis, redis_prefix: str) -> None:
     for i in range(5):
-        await client.hset(f"{redis_prefix}h{i}", mapping={"n": str(i)})
-    await client.set(f"{redis_prefix}not-a-hash", "x")
-    reads = HashReads(client)
+        await redis.hset(f"{redis_prefix}h{i}", mapping={"n": str(i)})
+    await redis.set(f"{redis_prefix}not-a-hash", "x")
+    reads = HashReads(redis)
     pipelines: list[int] = []
-    original = client.pipeline
+    original = redis.pipeline
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         pipelines.append(1)
         return original(*args, **kwargs)
 
-    client.pipeline = counting  # type: ignore[method-assign]
+    redis.pipeline = counting  # type: ignore[method-assign]
     names = [f"{redis_prefix}h{i}" for i in range(5)] + [f"{redis_prefix}missing"]
     results = await asyncio.gather(
         *(reads.hgetall(n) for n in names),
