@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,16 @@ class Tenant:
 
 @pytest.fixture
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
-    platform = bootstrap(settings)
+    async with running_stack(bootstrap(settings)) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    platform: Platform, around: contextlib.AbstractAsyncContextManager[Any] | None = None
+) -> AsyncIterator[Stack]:
+    """Both APIs of `platform` with its projection runners, inside `around` if given; the
+    platform is closed after."""
     stop = asyncio.Event()
     runners = [
         asyncio.create_task(platform.runner(projection).run(stop))
@@ -124,6 +134,7 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         # In-process ASGI, in this event loop, so the projection runner above keeps running
         # while a test awaits a response (a test client on its own thread would starve it).
         async with (
+            around or contextlib.nullcontext(),
             _client(platform.command_app()) as command,
             _client(platform.read_app()) as read,
         ):

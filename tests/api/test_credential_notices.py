@@ -21,7 +21,7 @@ from infra.adapters.ratelimit import MemoryLimiter, RedisFailureBook
 from infra.bootstrap import Platform, bootstrap
 from infra.config import Settings
 from infra.gateway.ratelimit import Policy, RateLimit
-from tests.conftest import Stack, _client, assert_error
+from tests.conftest import Stack, _client, assert_error, running_stack
 
 pytestmark = pytest.mark.integration
 distributed = pytest.mark.parametrize("settings", ["distributed"], indirect=True)
@@ -59,22 +59,8 @@ async def _listening(platform: Platform) -> AsyncIterator[None]:
 async def listening(settings: Settings) -> AsyncIterator[Stack]:
     """Both APIs, a projection runner, and the read API's notices heard (its lifespan)."""
     platform = bootstrap(settings)
-    stop = asyncio.Event()
-    runners = [
-        asyncio.create_task(platform.runner(projection).run(stop))
-        for projection in platform.projections().values()
-    ]
-    try:
-        async with (
-            _listening(platform),
-            _client(platform.command_app()) as command,
-            _client(platform.read_app()) as read,
-        ):
-            yield Stack(platform, command, read)
-    finally:
-        stop.set()
-        await asyncio.gather(*runners)
-        await platform.aclose()
+    async with running_stack(platform, _listening(platform)) as running:
+        yield running
 
 
 async def _overwrite(platform: Platform, key_id: str, **fields: Any) -> None:
