@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
@@ -163,7 +163,7 @@ def matches(value: Any, probe: Any) -> bool:
 
 def group_value(value: Any) -> Any:
     """What grouping by a field yields: objects are no value; inside arrays, objects lose
-    their null and empty members (the JSON column keeps no null)."""
+    their null and empty members (see `agrees` for a null element)."""
     if isinstance(value, dict):
         return None
     return _in_array(value)
@@ -179,14 +179,30 @@ def numbers_as_floats(value: Any) -> Any:
     return float(value) if kind(value) == "number" else value
 
 
+def agrees(got: Any, want: Any, in_array: bool = False) -> bool:
+    """`got` is `want`, but a null element of an array may read as `[]` or `{}`: the engine
+    types an array by its other elements or, when they do not decide (`[null]`), by the type
+    another record of the same insert gave the path, and Array(Array) keeps no null."""
+    if in_array and want is None and got in ([], {}):
+        return True
+    if isinstance(want, list):
+        return (
+            isinstance(got, list)
+            and len(got) == len(want)
+            and all(agrees(g, w, True) for g, w in zip(got, want, strict=True))
+        )
+    if isinstance(want, dict):
+        return (
+            isinstance(got, dict)
+            and got.keys() == want.keys()
+            and all(agrees(got[k], w) for k, w in want.items())
+        )
+    return bool(got == want)
+
+
 def _in_array(value: Any) -> Any:
     if isinstance(value, list):
-        items = [_in_array(v) for v in value]
-        kinds = {type(v) for v in items if v is not None}
-        if kinds in ({list}, {dict}):  # Array(Array(...)) or Array(JSON): no null in them
-            empty = kinds.pop()()
-            return [empty if v is None else v for v in items]
-        return items
+        return [_in_array(v) for v in value]
     if isinstance(value, dict):
         kept = {k: _in_array(v) for k, v in value.items() if v is not None}
         return {k: v for k, v in kept.items() if v != {}}
@@ -209,6 +225,9 @@ def test_queries_over_random_records_equal_the_model(
 
     @settings(max_examples=EXAMPLES, deadline=None)
     @given(steps=steps, probe=probes)
+    @example(steps=[("put", 0, {"v": [None, {}]})], probe=False)  # Array(Nullable(JSON))
+    @example(steps=[("put", 0, {"v": [None, [1]]})], probe=False)  # Array(Array(...)): no null
+    @example(steps=[("put", 0, {"v": [[1]]}), ("put", 1, {"v": [None]})], probe=False)
     def check(steps: list[tuple[str, int, dict[str, Any]]], probe: Any) -> None:
         n = next(accounts)  # an account and slots of its own: positions start at 1 again
         account = f"00000000-0000-4000-8000-{n:012d}"
@@ -242,9 +261,11 @@ def test_queries_over_random_records_equal_the_model(
             exists = {"field": field, "op": "exists", "value": True}
             assert [r["id"] for r in run(filters=[exists], group_by=["id"])] == having
             rows = run(group_by=["id", field])
-            assert {r["id"]: numbers_as_floats(r[field]) for r in rows} == {
-                k: numbers_as_floats(group_value(v)) for k, (_, v) in found.items()
-            }
+            got_groups = {r["id"]: numbers_as_floats(r[field]) for r in rows}
+            want_groups = {k: numbers_as_floats(group_value(v)) for k, (_, v) in found.items()}
+            assert got_groups.keys() == want_groups.keys()
+            for k, want in want_groups.items():
+                assert agrees(got_groups[k], want), (k, got_groups[k], want)
             numbers = [float(v) for ok, v in found.values() if ok and kind(v) == "number"]
             total = run(aggregates=[{"fn": "sum", "field": field, "as": "t"}])
             if numbers:
