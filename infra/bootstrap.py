@@ -39,7 +39,7 @@ from domain.apikey import hash_token
 from domain.billing import Catalog
 from domain.webhook import AddressPolicy
 from infra import metrics
-from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
+from infra.adapters.clickhouse import ClickHouseAnalyticsStore, HotAccessors, Target
 from infra.adapters.documents.redis import RedisDocumentStore
 from infra.adapters.documents.sqlite import SQLiteDocumentStore
 from infra.adapters.eventstore.codec import MetadataMapper, OrjsonTranscoder
@@ -179,7 +179,8 @@ class Platform:
         data path one process owns (docs/adr/0009-analytics.md)."""
         s = self.settings
         target = Target.of(s.clickhouse_url, str(s.clickhouse_data_path))
-        store = ClickHouseAnalyticsStore(target)
+        hot = HotAccessors(max_columns=s.analytics_field_columns)
+        store = ClickHouseAnalyticsStore(target, hot_accessors=hot)
         self._closers.append(store.close)
         return store
 

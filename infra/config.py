@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     analytics_pace: float = 1.0
     """Seconds the log-fed analytics projection lets events gather after applying some:
     ClickHouse takes fewer, larger inserts far more cheaply (0: apply each notification)."""
+    analytics_field_columns: int = 16
+    """How many of the data fields queries read most (twice within an hour) the analytics
+    snapshot keeps as columns of their own, read instead of the JSON column (0: none)."""
     query_max_rows: int = 10_000
     query_max_execution_seconds: float = 10.0
     query_max_memory_bytes: int = 1 << 30

@@ -11,7 +11,9 @@ runs; one that does not raises `QueryError` naming the offending part
 A compiled query is an aggregation over row values (`r0, r1...`) that an inner query
 computes from the latest live rows; the rows come from one of three sources, all exact
 (ADR 9, amendment 2): the records table under FINAL, a compacted snapshot alone, or the
-snapshot merged with the tail of rows changed since its cut.
+snapshot merged with the tail of rows changed since its cut. A data field's value is written
+as a marker (`__a0__`) that rendering expands: to its expression over `fields`, or to a
+column of the snapshot that holds that expression's values (`Accessor`, ADR 9 amendment 3).
 """
 
 from __future__ import annotations
@@ -86,6 +88,68 @@ class QueryLimits:
 
 
 Decoder = Callable[[Any], list[Any]]
+Form = Literal["string", "number", "bool", "json", "has"]
+MARKER = re.compile(r"__a[0-9]+__")
+
+
+@dataclass(frozen=True, slots=True)
+class Accessor:
+    """A data field's value in one form: the typed value (`string`, `number`, `bool`), the
+    JSON text (`json`) or whether the key is there (`has`). A snapshot may hold it as a
+    column computed by `expression` when it was written."""
+
+    path: tuple[str, ...]
+    form: Form
+
+
+def expression(form: Form, subcolumn: str, text_path: Callable[[], str]) -> str:
+    """The SQL of an accessor, given its `fields` subcolumn (`fields.{p1:Identifier}`) and,
+    for `has`, the arguments of a function on the JSON text (`data, {p2:String}`)."""
+    if form == "string":
+        return f"{subcolumn}.:String"
+    if form == "number":
+        integer, unsigned = f"toFloat64({subcolumn}.:Int64)", f"toFloat64({subcolumn}.:UInt64)"
+        return f"coalesce({integer}, {subcolumn}.:Float64, {unsigned})"
+    if form == "bool":
+        return f"{subcolumn}.:Bool"
+    if form == "json":
+        return f"toJSONString({subcolumn})"
+    # The key is there (even with null or an object): a value in the JSON column answers for
+    # most rows; the others look in the text (short-circuit).
+    return f"(isNotNull({subcolumn}) OR JSONHas({text_path()}))"
+
+
+def expand(text: str, accessors: dict[str, tuple[Accessor, str]], columns: Columns) -> str:
+    """`text` with each marker replaced by its snapshot column, or else its expression."""
+
+    def one(match: re.Match[str]) -> str:
+        accessor, expr = accessors[match.group(0)]
+        column = columns.get(accessor)
+        return f"`{column}`" if column is not None else expr
+
+    return MARKER.sub(one, text)
+
+
+Columns = dict[Accessor, str]
+NO_COLUMNS: Columns = {}
+
+
+def standalone(accessor: Accessor, prefix: str) -> tuple[str, dict[str, Any]]:
+    """An accessor's expression with its own parameters (`{prefix0:Identifier}`...), as a
+    snapshot computes its column."""
+    parameters: dict[str, Any] = {}
+
+    def bind(value: str, sql_type: str) -> str:
+        name = f"{prefix}{len(parameters)}"
+        parameters[name] = value
+        return "{" + name + ":" + sql_type + "}"
+
+    for segment in accessor.path:  # the compiler's rule, again: it goes into SQL as text
+        if not SEGMENT.fullmatch(segment):
+            raise ValueError(f"not a data path segment: {segment!r}")
+    subcolumn = "fields." + ".".join(bind(s, "Identifier") for s in accessor.path)
+    text_path = lambda: "data, " + ", ".join(bind(s, "String") for s in accessor.path)  # noqa: E731
+    return expression(accessor.form, subcolumn, text_path), parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +167,13 @@ class CompiledQuery:
     columns: list[Column]
     decoders: list[Decoder]
     """One per SQL column; each yields the values of one or more result columns."""
+    accessors: dict[str, tuple[Accessor, str]] = field(default_factory=dict)
+    """Marker -> the accessor it stands for in `rows` and `filters`, and its expression."""
 
-    def _live(self, source: str) -> str:
+    def _live(self, source: str, columns: Columns = NO_COLUMNS) -> str:
         where = f"{self.scope} AND is_deleted = 0{self.filters}"
-        return f"SELECT {self.rows} FROM {source} WHERE {where}"  # noqa: S608
+        live = f"SELECT {self.rows} FROM {source} WHERE {where}"  # noqa: S608
+        return expand(live, self.accessors, columns)
 
     @property
     def sql(self) -> str:
@@ -116,11 +183,12 @@ class CompiledQuery:
     def render(self, records_table: str) -> str:
         return self.sql.replace(RECORDS, records_table)
 
-    def render_snapshot(self, snapshot: str) -> str:
-        """Over a snapshot of the latest live rows, when no row has changed since its cut."""
-        return self.outer.replace("__rows__", self._live(snapshot))
+    def render_snapshot(self, snapshot: str, columns: Columns = NO_COLUMNS) -> str:
+        """Over a snapshot of the latest live rows, when no row has changed since its cut;
+        `columns` are the snapshot's accessor columns."""
+        return self.outer.replace("__rows__", self._live(snapshot, columns))
 
-    def render_tail(self, snapshot: str, changes: str) -> str:
+    def render_tail(self, snapshot: str, changes: str, columns: Columns = NO_COLUMNS) -> str:
         """Over a snapshot and the tail of changes since its cut (parameter `cut`): the
         snapshot's rows except those of keys whose newest row is in the tail (`newer`),
         and those newest rows. A snapshot row beats a tail row of the same or a lower
@@ -142,9 +210,9 @@ class CompiledQuery:
             f"SELECT {TAIL_COLUMNS} FROM {tail} AND (source, id) IN (SELECT source, id "  # noqa: S608
             f"FROM ({newer})) ORDER BY source, id, version DESC LIMIT 1 BY source, id"
         )
+        changed = f"SELECT {self.rows} FROM ({latest}) WHERE is_deleted = 0{self.filters}"  # noqa: S608
         rows = (
-            f"{self._live(snapshot)}{kept} UNION ALL SELECT {self.rows} FROM ({latest}) "  # noqa: S608
-            f"WHERE is_deleted = 0{self.filters}"
+            f"{self._live(snapshot, columns)}{kept} UNION ALL {expand(changed, self.accessors, {})}"
         )
         return self.outer.replace("__rows__", rows)
 
@@ -302,6 +370,20 @@ class _Sql:
     _subcolumns: dict[tuple[str, ...], str] = field(default_factory=dict)
     rows: dict[str, str] = field(default_factory=dict)
     """Row expression -> its name (`r0`...) in the inner query."""
+    markers: dict[Accessor, str] = field(default_factory=dict)
+    accessors: dict[str, tuple[Accessor, str]] = field(default_factory=dict)
+
+    def accessor(self, f: Field, form: Form) -> str:
+        """The marker of `f`'s value in `form` (see `expression`)."""
+        key = Accessor(f.path, form)
+        if key not in self.markers:
+            marker = f"__a{len(self.markers)}__"
+            self.markers[key] = marker
+            self.accessors[marker] = (
+                key,
+                expression(form, self.subcolumn(f), lambda: self.path(f)),
+            )
+        return self.markers[key]
 
     def row(self, expr: str) -> str:
         """`expr` as a value of the inner query's rows, which the aggregation reads."""
@@ -327,25 +409,18 @@ class _Sql:
             self._subcolumns[f.path] = f"fields.{segments}"
         return self._subcolumns[f.path]
 
-    def typed(self, f: Field, kind: str) -> str:
-        """A data field's value if it has JSON type `kind` (string/number/bool), else NULL:
-        one typed subcolumn (numbers: the integer and float ones, as Float64)."""
-        value = self.subcolumn(f)
-        if kind == "string":
-            return f"{value}.:String"
-        if kind == "number":
-            integer, unsigned = f"toFloat64({value}.:Int64)", f"toFloat64({value}.:UInt64)"
-            return f"coalesce({integer}, {value}.:Float64, {unsigned})"
-        return f"{value}.:Bool"
+    def typed(self, f: Field, kind: Literal["string", "number", "bool"]) -> str:
+        """A data field's value if it has JSON type `kind`, else NULL: one typed subcolumn
+        (numbers: the integer and float ones, as Float64)."""
+        return self.accessor(f, kind)
 
     def raw(self, f: Field) -> str:
         """A data field's value as JSON text; NULL when absent, null or an object."""
-        return f"toJSONString({self.subcolumn(f)})"
+        return self.accessor(f, "json")
 
     def has(self, f: Field) -> str:
-        """Whether the record has the key (even with null or an object): a value in the
-        JSON column answers for most rows; the others look in the text (short-circuit)."""
-        return f"(isNotNull({self.subcolumn(f)}) OR JSONHas({self.path(f)}))"
+        """Whether the record has the key, even with null or an object."""
+        return self.accessor(f, "has")
 
     def moment(self, f: Field) -> str:
         if f.kind == "time":
@@ -584,6 +659,7 @@ def compile_query(query: Query, account: str, limits: QueryLimits) -> CompiledQu
         settings=limits.settings(),
         columns=columns,
         decoders=[out.decoder for out in outs],
+        accessors=sql.accessors,
     )
 
 

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target, schema
+from infra.adapters.clickhouse.hot import HotAccessors
 from projections import analytics
 from read_api.querylang import CompiledQuery, QueryLimits, compile_query, parse_query
 from schemas.events import ProjectedEvent
@@ -125,7 +126,8 @@ class World:
             if snapshot is not None:
                 table = schema.snapshot_table(store.db, generation, snapshot.number)
                 cut = snapshot.cut.strftime("%Y-%m-%d %H:%M:%S.%f")
-                sql = compiled.render_tail(table, store.writer(generation).changes)
+                changes = store.writer(generation).changes
+                sql = compiled.render_tail(table, changes, snapshot.columns)
                 tail = await store.conn.rows(sql, {**compiled.parameters, "cut": cut})
                 assert compiled.shape(tail) == expected, ("snapshot and tail", name)
 
@@ -133,8 +135,11 @@ class World:
 @pytest.fixture
 def store(chdb_path: str) -> Iterator[ClickHouseAnalyticsStore]:
     analytics_store = ClickHouseAnalyticsStore(
-        Target.of(None, chdb_path), pointer_ttl=0.0, max_tail=1_000
-    )  # the snapshot-and-tail plan too, not only FINAL and the snapshot alone
+        Target.of(None, chdb_path),
+        pointer_ttl=0.0,
+        max_tail=1_000,  # the snapshot-and-tail plan too, not only FINAL and the snapshot alone
+        hot_accessors=HotAccessors(min_uses=1),  # fields read once become snapshot columns
+    )
     try:
         yield analytics_store
     finally:
@@ -388,3 +393,40 @@ async def test_compactions_take_at_most_their_share_of_a_core(
     await asyncio.wait_for(task, 5)
     for (_, ended), (next_started, _) in itertools.pairwise(spans):
         assert next_started - ended >= 3 * 0.05  # rest: took * (1 / 0.25 - 1)
+
+
+async def test_fields_queries_read_become_snapshot_columns(
+    store: ClickHouseAnalyticsStore,
+) -> None:
+    world = World(store)
+    store.clock_margin = 0.0
+    for key in range(6):
+        world.put(key, key % 3, key % 2, key * 10)
+    await world.deliver(world.pending)
+    assert (await store.compact()) is not None
+    compiled = world.compiled("paid by country")
+    sql, _ = await store._sql(compiled)
+    assert "fields" in sql
+    assert "hot/" not in sql  # nothing was hot at that compaction
+    await world.check()  # reads every field of QUERIES: now they are hot
+    writer = store.writer(await store.active_generation())
+    hot = store.hot.current()
+    due = await store.conn.run(lambda c: writer.compaction_due(c, tail_rows=10**6, max_age=1e6))
+    assert not due  # no tail, and no field asked for
+    is_due = await store.conn.run(
+        lambda c: writer.compaction_due(c, tail_rows=10**6, max_age=1e6, columns=hot)
+    )
+    assert is_due  # a hot field is not in the snapshot yet
+    made = await store.compact()
+    assert made is not None
+    assert set(made.columns) == set(hot)
+    assert not await store.conn.run(
+        lambda c: writer.compaction_due(c, tail_rows=10**6, max_age=1e6, columns=hot)
+    )
+    sql, _ = await store._sql(compiled)
+    assert "fields" not in sql
+    assert "`hot/string/status`" in sql
+    await world.check()
+    world.put(1, 0, 1, 777)  # a change: FINAL again, then the snapshot and its tail
+    await world.deliver(world.pending)
+    await world.check()

@@ -16,9 +16,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target
+from infra.adapters.clickhouse.hot import HotAccessors
 from infra.adapters.clickhouse.schema import RECORDS
 from projections import analytics
-from read_api.querylang import QueryLimits, compile_query, parse_query
+from read_api.querylang import Accessor, QueryLimits, compile_query, parse_query
 from tests.analytics.conftest import ACCOUNT, Events, migrated_until
 
 EXAMPLES = int(os.environ.get("STRATA_FUZZ_EXAMPLES", "600")) // 30  # 20: each runs ~8 queries
@@ -51,7 +52,21 @@ async def test_a_field_of_mixed_types(store: ClickHouseAnalyticsStore, events: E
     for key, data in MIXED.items():
         events.put("s", key, data)
     await store.writer(1).apply(analytics.changes(events.log), 0, len(events.log))
+    store.hot = HotAccessors(min_uses=1, max_columns=64)
+    store.clock_margin = 0.0  # every row before the cut: queries read the snapshot alone
+    await answers_mixed(store)  # under FINAL
+    made = await store.compact()  # with every field those queries read as a column
+    assert made is not None
+    assert {Accessor(("v",), "has"), Accessor(("v", "w"), "number")} <= made.columns.keys()
+    assert len(made.columns) == len(store.hot.current())
+    compiled = compile_query(parse_query({"group_by": ["data.v"]}), ACCOUNT, QueryLimits())
+    sql, _ = await store._sql(compiled)
+    assert "`hot/json/v`" in sql
+    assert "fields" not in sql
+    await answers_mixed(store)  # the same, over the snapshot's columns
 
+
+async def answers_mixed(store: ClickHouseAnalyticsStore) -> None:
     def f(op: str, value: Any = None, field: str = "data.v") -> dict[str, Any]:
         return {"field": field, "op": op, "value": value}
 

@@ -11,7 +11,9 @@ Queries read the latest live state exactly (ADR 9, amendment 2): from the latest
 alone when nothing in their scope changed since its cut; from the snapshot merged with that
 tail when it is at most `max_tail` rows (0 by default: measured slower than FINAL); else,
 and before the first snapshot, from `records` under FINAL. `compact` writes a new snapshot
-from `records` (FINAL) in the background, without blocking reads or writes.
+from `records` (FINAL) in the background, without blocking reads or writes; the snapshot also
+holds, as columns, the data fields this process's queries read most (`hot`), which queries
+over it then read instead of `fields`.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, Literal
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from infra.adapters.clickhouse import schema
+from infra.adapters.clickhouse import hot, schema
 from infra.adapters.clickhouse.connection import Connection, Target, error_code
 from projections.analytics import (
     API_CALLS,
@@ -40,7 +42,7 @@ from projections.analytics import (
     UsageRow,
 )
 from read_api.ports import QueryLimitError
-from read_api.querylang import CompiledQuery
+from read_api.querylang import Accessor, Columns, CompiledQuery
 from schemas.query import UsageRow as UsageView
 
 RECORD_COLUMNS = [
@@ -79,6 +81,8 @@ class Snapshot:
     number: int
     cut: datetime
     rows: int
+    columns: Columns = field(default_factory=dict)
+    """The data fields it holds as columns (hot.py): accessor -> column name."""
 
 
 def _utc(moment: datetime) -> str:
@@ -99,6 +103,7 @@ class ClickHouseAnalyticsStore:
         max_tail: int = 0,
         compact_threads: int = 1,
         clock_margin: float = 5.0,
+        hot_accessors: hot.HotAccessors | None = None,
     ) -> None:
         self.db = target.database
         self.target = target
@@ -111,9 +116,12 @@ class ClickHouseAnalyticsStore:
         self.compact_threads = compact_threads
         self.clock_margin = clock_margin
         """A snapshot's cut is this many seconds before it reads: the clock may step back."""
+        self.hot = hot_accessors or hot.HotAccessors()
+        """The data fields queries read most, which the next snapshot holds as columns."""
         self.conn = Connection(target, pool_size=pool_size, on_open=self._start)
         self._active: tuple[int, float] | None = None
         self._snapshot: tuple[int, Snapshot | None, float] | None = None
+        self.snapshot_columns: dict[tuple[int, int], Columns] = {}
 
     def _start(self, client: Any) -> None:
         schema.start(client, self.db)
@@ -166,11 +174,17 @@ class ClickHouseAnalyticsStore:
         self._snapshot = (generation, found, now)
         return found
 
-    async def compact(self, generation: int | None = None) -> Snapshot | None:
-        """Write a new snapshot of `generation` (default: the active one), publish it, and
-        drop what no reader needs any more. None when the generation has no records."""
+    async def compact(
+        self, generation: int | None = None, columns: Sequence[Accessor] | None = None
+    ) -> Snapshot | None:
+        """Write a new snapshot of `generation` (default: the active one) with `columns`
+        (default: the hot ones), publish it, and drop what no reader needs any more. None
+        when the generation has no records."""
         target = await self.active_generation() if generation is None else generation
-        made = await self.conn.run(lambda c: self.writer(target).compact(c, self.compact_threads))
+        wanted = self.hot.current() if columns is None else list(columns)
+        made = await self.conn.run(
+            lambda c: self.writer(target).compact(c, self.compact_threads, wanted)
+        )
         self._snapshot = None
         return made
 
@@ -179,19 +193,24 @@ class ClickHouseAnalyticsStore:
         max_age: float = 600.0, max_share: float = 0.1,
     ) -> None:  # fmt: skip
         """Compact the active generation in the background: when it has records but no
-        snapshot, when its tail reaches `tail_rows`, or when a tail is older than `max_age`
-        seconds. A compaction rewrites the whole generation, so after one that took `d`
-        seconds the next waits at least `d * (1 / max_share - 1)`: compactions use at most
-        `max_share` of a core on average however large the generation grows (sources
-        written meanwhile are read under FINAL). Errors are logged and retried later."""
+        snapshot, when its tail reaches `tail_rows`, when a tail is older than `max_age`
+        seconds, or when queries read a field the snapshot does not hold as a column. A
+        compaction rewrites the whole generation, so after one that took `d` seconds the next
+        waits at least `d * (1 / max_share - 1)`: compactions use at most `max_share` of a
+        core on average however large the generation grows (sources written meanwhile are
+        read under FINAL). Errors are logged and retried later."""
         rest_until = 0.0
         while not stop.is_set():
             try:
                 if time.monotonic() >= rest_until:
                     writer = self.writer(await self.active_generation())
-                    if await self.conn.run(
-                        partial(writer.compaction_due, tail_rows=tail_rows, max_age=max_age)
-                    ):
+                    due = partial(
+                        writer.compaction_due,
+                        tail_rows=tail_rows,
+                        max_age=max_age,
+                        columns=self.hot.current(),
+                    )
+                    if await self.conn.run(due):
                         started = time.monotonic()
                         await self.compact(writer.generation)
                         took = time.monotonic() - started
@@ -215,11 +234,12 @@ class ClickHouseAnalyticsStore:
             return query.render(records), query.parameters
         table = schema.snapshot_table(self.db, generation, snapshot.number)
         if tail == 0:
-            return query.render_snapshot(table), query.parameters
+            return query.render_snapshot(table, snapshot.columns), query.parameters
         parameters = {**query.parameters, "cut": _micros(snapshot.cut)}
-        return query.render_tail(table, writer.changes), parameters
+        return query.render_tail(table, writer.changes, snapshot.columns), parameters
 
     async def run(self, query: CompiledQuery) -> list[tuple[Any, ...]]:
+        self.hot.note(accessor for accessor, _ in query.accessors.values())
         sql, parameters = await self._sql(query)
         try:
             return await self.conn.rows(sql, parameters, query.settings)
@@ -378,7 +398,24 @@ class ClickHouseGeneration:
             f"AND snapshot NOT IN (SELECT snapshot FROM {self.snapshots} WHERE event = "
             "'dropped') ORDER BY cut DESC LIMIT 1"
         ).result_rows
-        return Snapshot(int(rows[0][0]), rows[0][1], int(rows[0][2])) if rows else None
+        if not rows:
+            return None
+        number = int(rows[0][0])
+        return Snapshot(number, rows[0][1], int(rows[0][2]), self._columns(client, number))
+
+    def _columns(self, client: Any, number: int) -> Columns:
+        """The snapshot's accessor columns (a snapshot never changes: read once)."""
+        known = self.store.snapshot_columns
+        if (self.generation, number) not in known:
+            table = schema.snapshot_table(self.store.db, self.generation, number)
+            names = client.query(
+                "SELECT name FROM system.columns WHERE database = {d:String} "
+                "AND table = {t:String} AND startsWith(name, {p:String})",
+                parameters={"d": self.store.db, "t": table.split(".", 1)[1], "p": hot.PREFIX},
+            ).result_rows
+            found = {hot.accessor_of(name): name for (name,) in names}
+            known[(self.generation, number)] = {a: n for a, n in found.items() if a is not None}
+        return known[(self.generation, number)]
 
     def tail_rows(self, client: Any, snapshot: Snapshot, query: CompiledQuery | None = None) -> int:
         """Rows applied since `snapshot`'s cut: all, or those in `query`'s scope (its
@@ -391,19 +428,31 @@ class ClickHouseGeneration:
         ).result_rows
         return int(rows[0][0])
 
-    def compaction_due(self, client: Any, *, tail_rows: int, max_age: float) -> bool:
+    def compaction_due(
+        self,
+        client: Any,
+        *,
+        tail_rows: int,
+        max_age: float,
+        columns: Sequence[Accessor] = (),
+    ) -> bool:
         snapshot = self.latest_snapshot(client)
         if snapshot is None:
             rows = client.query(f"SELECT count() FROM {self.records} LIMIT 1").result_rows
             return int(rows[0][0]) > 0
+        if any(accessor not in snapshot.columns for accessor in columns):
+            return True
         tail = self.tail_rows(client, snapshot)
         age = (datetime.now(UTC) - snapshot.cut).total_seconds()
         return tail >= tail_rows or (tail > 0 and age >= max_age)
 
-    def compact(self, client: Any, threads: int = 1) -> Snapshot | None:
-        """Snapshot the newest row of every record (live rows under FINAL, then the newest
-        tombstone of each deleted one), merge it into one part, publish it, then drop the
-        snapshots and tail days older than the previous one (readers may still use it)."""
+    def compact(
+        self, client: Any, threads: int = 1, columns: Sequence[Accessor] = ()
+    ) -> Snapshot | None:
+        """Snapshot the newest row of every record (live rows under FINAL, with `columns`
+        computed, then the newest tombstone of each deleted one), merge it into one part,
+        publish it, then drop the snapshots and tail days older than the previous one
+        (readers may still use it)."""
         started = time.monotonic()
         settings = {**schema.JSON_SETTINGS, "max_threads": threads}
         cut = client.query(
@@ -415,10 +464,26 @@ class ClickHouseGeneration:
         table = schema.snapshot_table(self.store.db, self.generation, number)
         log.info("analytics g%d: snapshot %d started (cut %s)", self.generation, number, cut_at)
         client.command(schema.SNAPSHOT_DDL.format(table=table))
+        names, exprs, parameters = hot.select_list(columns)
+        if names:
+            types = client.query(
+                "SELECT "
+                + ", ".join(f"toTypeName({e})" for e in exprs)
+                + f" FROM {self.records} LIMIT 1",
+                parameters=parameters,
+            ).result_rows
+            if not types:  # no records
+                client.command(f"DROP TABLE IF EXISTS {table}")
+                return None
+            for name, column_type in zip(names, types[0], strict=True):  # the expression's
+                client.command(f"ALTER TABLE {table} ADD COLUMN `{name}` {column_type}")
+        extra = "".join(f", `{name}`" for name in names)
+        computed = "".join(f", {expr}" for expr in exprs)
         client.command(
-            f"INSERT INTO {table} ({SNAPSHOT_COLUMNS}, fields) SELECT account_id, source, id, "
-            f"version, updated_at, position, 0, data, fields FROM {self.records} FINAL "
-            "WHERE is_deleted = 0",
+            f"INSERT INTO {table} ({SNAPSHOT_COLUMNS}, fields{extra}) SELECT account_id, "
+            f"source, id, version, updated_at, position, 0, data, fields{computed} "
+            f"FROM {self.records} FINAL WHERE is_deleted = 0",
+            parameters=parameters,
             settings=settings,
         )
         client.command(
@@ -440,12 +505,13 @@ class ClickHouseGeneration:
             column_names=["snapshot", "cut", "rows", "event"],
         )
         log.info(
-            "analytics g%d: snapshot %d ready: %d rows in %.1f s (written in %.1f s)",
-            self.generation, number, rows, time.monotonic() - started, written,
+            "analytics g%d: snapshot %d ready: %d rows, %d field columns, in %.1f s "
+            "(written in %.1f s)",
+            self.generation, number, rows, len(names), time.monotonic() - started, written,
         )  # fmt: skip
         if previous is not None:
             self._forget_before(client, previous)
-        return Snapshot(number, cut_at, rows)
+        return Snapshot(number, cut_at, rows, dict(zip(columns, names, strict=True)))
 
     def _forget_before(self, client: Any, kept: Snapshot) -> None:
         """Drop the snapshots older than `kept` and the tail's days before its cut."""
