@@ -420,6 +420,16 @@ async def test_fields_queries_read_become_snapshot_columns(
     made = await store.compact()
     assert made is not None
     assert set(made.columns) == set(hot)
+    table = schema.snapshot_table(store.db, writer.generation, made.number)
+    types = dict(
+        await store.conn.rows(
+            "SELECT name, type FROM system.columns WHERE database = {d:String} "
+            "AND table = {t:String} AND startsWith(name, 'hot/')",
+            {"d": store.db, "t": table.split(".", 1)[1]},
+        )
+    )
+    assert types["hot/string/status"] == "LowCardinality(Nullable(String))"  # three values
+    assert types["hot/number/n"] == "Nullable(Float64)"
     assert not await store.conn.run(
         lambda c: writer.compaction_due(c, tail_rows=10**6, max_age=1e6, columns=hot)
     )

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from infra.adapters.clickhouse.hot import HotAccessors, accessor_of, column_name, select_list
+from infra.adapters.clickhouse.hot import (
+    HotAccessors,
+    accessor_of,
+    column_name,
+    column_type,
+    select_list,
+)
 from read_api.querylang import Accessor
 
 STATUS = Accessor(("status",), "string")
@@ -51,3 +57,19 @@ def test_a_column_is_computed_by_the_compilers_expression_with_bound_names() -> 
     assert parameters == {"h0_0": "order", "h0_1": "amount", "h1_0": "k", "h1_1": "k"}
     with pytest.raises(ValueError, match="segment"):
         select_list([Accessor(("x`) DROP",), "string")])
+
+
+@pytest.mark.parametrize(
+    ("expression_type", "distinct", "column"),
+    [
+        ("Nullable(String)", 7, "LowCardinality(Nullable(String))"),
+        ("String", 9_999, "LowCardinality(String)"),
+        ("Nullable(String)", 10_000, "Nullable(String)"),  # many values: a plain string
+        ("Nullable(Float64)", 3, "Nullable(Float64)"),
+        ("UInt8", 2, "UInt8"),
+    ],
+)
+def test_strings_with_few_values_are_low_cardinality(
+    expression_type: str, distinct: int, column: str
+) -> None:
+    assert column_type(expression_type, distinct) == column

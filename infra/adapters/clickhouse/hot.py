@@ -17,6 +17,9 @@ from typing import Any
 from read_api.querylang import Accessor, standalone
 
 PREFIX = "hot/"
+SAMPLE_ROWS = 1_000_000
+LOW_CARDINALITY = 10_000
+"""Below this many distinct values in the sample, a string column is LowCardinality."""
 
 
 def column_name(accessor: Accessor) -> str:
@@ -42,6 +45,13 @@ def select_list(accessors: Iterable[Accessor]) -> tuple[list[str], list[str], di
         exprs.append(expr)
         parameters.update(bound)
     return names, exprs, parameters
+
+
+def column_type(expression_type: str, distinct: int) -> str:
+    """The column's type: the expression's, as LowCardinality for a string with few values."""
+    if expression_type in ("String", "Nullable(String)") and distinct < LOW_CARDINALITY:
+        return f"LowCardinality({expression_type})"
+    return expression_type
 
 
 class HotAccessors:
