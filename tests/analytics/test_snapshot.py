@@ -430,6 +430,10 @@ async def test_fields_queries_read_become_snapshot_columns(
     )
     assert types["hot/string/status"] == "LowCardinality(Nullable(String))"  # three values
     assert types["hot/number/n"] == "Nullable(Float64)"
+    store.hot = HotAccessors(min_uses=1)  # as after a restart: nothing read yet
+    again = await store.compact()
+    assert again is not None
+    assert set(again.columns) == set(hot)  # what the latest snapshot held is kept
     assert not await store.conn.run(
         lambda c: writer.compaction_due(c, tail_rows=10**6, max_age=1e6, columns=hot)
     )

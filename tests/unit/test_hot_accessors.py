@@ -20,7 +20,7 @@ COUNTRY = Accessor(("country",), "json")
 
 
 def test_fields_read_often_enough_and_lately_are_hot_most_read_first() -> None:
-    hot = HotAccessors(window=60, min_uses=2, max_columns=2)
+    hot = HotAccessors(window=60, min_uses=2, max_columns=2, since=-100)
     hot.note([STATUS, AMOUNT, STATUS], now=0)  # one query reading status twice: one use
     assert hot.current(now=1) == []
     hot.note([STATUS, AMOUNT], now=10)
@@ -32,7 +32,7 @@ def test_fields_read_often_enough_and_lately_are_hot_most_read_first() -> None:
 
 
 def test_many_uses_keep_a_bounded_memory() -> None:
-    hot = HotAccessors(min_uses=2)
+    hot = HotAccessors(min_uses=2, since=0)
     for moment in range(10_000):
         hot.note([STATUS], now=moment)
     assert len(hot._uses[STATUS]) <= 4 * 2 + 64
@@ -73,3 +73,12 @@ def test_strings_with_few_values_are_low_cardinality(
     expression_type: str, distinct: int, column: str
 ) -> None:
     assert column_type(expression_type, distinct) == column
+
+
+def test_a_new_process_keeps_the_latest_snapshots_fields_for_a_window() -> None:
+    hot = HotAccessors(window=60, min_uses=1, max_columns=3, since=0)
+    held = [COUNTRY, AMOUNT, Accessor(("z",), "bool")]
+    hot.note([STATUS], now=1)
+    assert hot.current(now=2, held=held) == [STATUS, Accessor(("z",), "bool"), COUNTRY]
+    hot.note([STATUS], now=50)
+    assert hot.current(now=61, held=held) == [STATUS]  # watched a whole window: its own choice

@@ -5,7 +5,8 @@ as slow as parsing per row over 10M rows) unless the snapshot holds that field's
 the form the query needs, as a plain column: computed once per compaction by the very
 expression the query would have evaluated, so the answers are the same (ADR 9, amendment 3).
 Which fields: those that at least `min_uses` queries read within the last `window` seconds,
-the `max_columns` most read.
+the `max_columns` most read; and, until this process has watched queries for a whole window,
+also those the latest snapshot holds (a restarted process keeps what its predecessor chose).
 """
 
 from __future__ import annotations
@@ -57,11 +58,20 @@ def column_type(expression_type: str, distinct: int) -> str:
 class HotAccessors:
     """What this process's queries read, by recency and count."""
 
-    def __init__(self, *, window: float = 3600.0, min_uses: int = 2, max_columns: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        window: float = 3600.0,
+        min_uses: int = 2,
+        max_columns: int = 16,
+        since: float | None = None,
+    ) -> None:
         self.window = window
         self.min_uses = min_uses
         self.max_columns = max_columns
         self._uses: dict[Accessor, list[float]] = {}
+        self.since = time.monotonic() if since is None else since
+        """When this process began watching queries."""
 
     def note(self, accessors: Iterable[Accessor], now: float | None = None) -> None:
         moment = time.monotonic() if now is None else now
@@ -71,8 +81,9 @@ class HotAccessors:
             if len(uses) > 4 * self.min_uses + 64:  # only the recent ones matter
                 del uses[: len(uses) // 2]
 
-    def current(self, now: float | None = None) -> list[Accessor]:
-        """The accessors the next snapshot should hold, most read first."""
+    def current(self, now: float | None = None, held: Iterable[Accessor] = ()) -> list[Accessor]:
+        """The accessors the next snapshot should hold, most read first, then those `held`
+        by the latest snapshot while this process has watched for less than a window."""
         moment = time.monotonic() if now is None else now
         counts: dict[Accessor, int] = {}
         for accessor, uses in list(self._uses.items()):
@@ -86,4 +97,6 @@ class HotAccessors:
             (a for a, n in counts.items() if n >= self.min_uses),
             key=lambda a: (-counts[a], a.form, a.path),
         )
+        if moment - self.since < self.window:
+            ranked += sorted((a for a in held if a not in ranked), key=lambda a: (a.form, a.path))
         return ranked[: self.max_columns]

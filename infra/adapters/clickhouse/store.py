@@ -181,7 +181,11 @@ class ClickHouseAnalyticsStore:
         (default: the hot ones), publish it, and drop what no reader needs any more. None
         when the generation has no records."""
         target = await self.active_generation() if generation is None else generation
-        wanted = self.hot.current() if columns is None else list(columns)
+        if columns is None:
+            latest = await self.snapshot(target)
+            wanted = self.hot.current(held=latest.columns if latest else ())
+        else:
+            wanted = list(columns)
         made = await self.conn.run(
             lambda c: self.writer(target).compact(c, self.compact_threads, wanted)
         )
