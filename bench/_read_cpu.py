@@ -22,7 +22,7 @@ def _cmdline(pid: int) -> str:
     return _read(f"/proc/{pid}/cmdline").replace("\0", " ")
 
 
-def _proc_cpu_s(pid: int) -> float:
+def proc_cpu_s(pid: int) -> float:
     try:
         fields = _read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
@@ -66,7 +66,7 @@ class CpuSnapshot:
         groups["bench client"] = [os.getpid()]
         return cls(
             at=time.perf_counter(),
-            by_pid={name: {pid: _proc_cpu_s(pid) for pid in pids} for name, pids in groups.items()},
+            by_pid={name: {pid: proc_cpu_s(pid) for pid in pids} for name, pids in groups.items()},
             ticks=_machine_ticks(),
         )
 

@@ -7,7 +7,8 @@
   records table the adapter created, shaped as the projection writes them (the ingested JSON
   as text, from which the table derives its typed `fields`), with older versions and
   tombstones so that FINAL has work to do; then compacted into a snapshot (ADR 9,
-  amendment 2), as the read API's compactor would have done by the time queries come. Run as
+  amendment 2) that holds the fields `--queries` read as columns (amendment 3), as the read
+  API's compactor would have done by the time the same queries come again. Run as
   `python bench/_read_data.py analytics ...` in its own process: chdb allows one owner per
   data path, and the read API takes it over afterwards.
 """
@@ -32,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from infra.adapters.clickhouse import ClickHouseAnalyticsStore, Target, schema  # noqa: E402
 from projections import search  # noqa: E402
+from read_api.querylang import QueryLimits, compile_query, parse_query  # noqa: E402
 from schemas.events import ProjectedEvent  # noqa: E402
 
 SIDE_SLOT = 99  # not a feed slot: loading never moves the projection's watermark
@@ -189,7 +191,9 @@ def analytics_sql(table: str, account: str, source: str, count: int) -> list[str
     ]
 
 
-def load_analytics(path: str, account: str, source: str, count: int) -> dict[str, Any]:
+def load_analytics(
+    path: str, account: str, source: str, count: int, queries: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Create the schema through the adapter, then generate the rows in the engine."""
     store = ClickHouseAnalyticsStore(Target.of(None, path))
     try:
@@ -204,7 +208,10 @@ def load_analytics(path: str, account: str, source: str, count: int) -> dict[str
             store.conn.call(run)
         seconds = time.perf_counter() - started
         started = time.perf_counter()
-        snapshot = asyncio.run(store.compact())
+        limits = QueryLimits()
+        compiled = [compile_query(parse_query(q), account, limits) for q in queries]
+        hot = {accessor for c in compiled for accessor, _ in c.accessors.values()}
+        snapshot = asyncio.run(store.compact(columns=sorted(hot, key=repr)))
         compact_seconds = time.perf_counter() - started
 
         def facts(client: Any) -> list[Any]:
@@ -243,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account", required=True)
     parser.add_argument("--source", default="sales")
     parser.add_argument("--count", type=int, default=10_000_000)
+    parser.add_argument("--queries", default="[]", help="JSON: the queries seen before")
     args = parser.parse_args(argv)
-    print(json.dumps(load_analytics(args.path, args.account, args.source, args.count)))
+    queries = json.loads(args.queries)
+    print(json.dumps(load_analytics(args.path, args.account, args.source, args.count, queries)))
     return 0
 
 

@@ -86,9 +86,10 @@ import _read_data as data  # noqa: E402
 import _read_revoke as revoke  # noqa: E402
 import _read_wrk as wrk  # noqa: E402
 from _common import BenchError, err, free_port, note, step  # noqa: E402
-from _read_cpu import CpuSnapshot, busy_cores, cores_text  # noqa: E402
+from _read_cpu import CpuSnapshot, busy_cores, cores_text, proc_cpu_s  # noqa: E402
 
 from infra import provision  # noqa: E402 - after the path fix, so it runs from a checkout
+from infra.adapters.clickhouse import hot  # noqa: E402
 from infra.adapters.search import elastic_query  # noqa: E402
 from infra.adapters.search.elastic import ElasticSearchIndex  # noqa: E402
 from infra.config import Settings, from_env  # noqa: E402
@@ -341,12 +342,27 @@ async def load_search(es_url: str, prefix: str, account: str, count: int) -> flo
 def load_analytics(chdb_path: Path, account: str, count: int) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "_read_data.py"), "analytics", "--path",
-         str(chdb_path), "--account", account, "--source", SALES, "--count", str(count)],
+         str(chdb_path), "--account", account, "--source", SALES, "--count", str(count),
+         "--queries", json.dumps(list(ANALYTIC_QUERIES.values()))],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     if done.returncode != 0:
         raise BenchError(f"loading analytics failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+async def read_api_idle(pid: int, timeout: float = 900.0, below: float = 0.25) -> float:
+    """Seconds until the read API's process uses less than `below` cores over 3 s: queries
+    are timed without its analytics compaction (the orders it just applied make one due;
+    its compactor checks every 10 s) or the merges after the bulk load running beside them."""
+    started = time.perf_counter()
+    await asyncio.sleep(12)
+    while time.perf_counter() - started < timeout:
+        before = proc_cpu_s(pid)
+        await asyncio.sleep(3)
+        if (proc_cpu_s(pid) - before) / 3 < below:
+            return round(time.perf_counter() - started, 1)
+    raise BenchError(f"the read API was still busy after {timeout:.0f} s")
 
 
 async def wait_models(read_url: str, token: str, position: int, timeout: float) -> None:
@@ -848,8 +864,9 @@ def engine_variants(table: str, account: str) -> tuple[dict[str, str], dict[str,
 def engine_baseline(
     chdb_path: Path, table: str, snapshot: str | None, account: str, runs: int
 ) -> dict[str, Any]:
-    """The SQL the read API ran (the snapshot alone: nothing changed since its cut) straight
-    in chdb (the read API has stopped: one owner per path), the same over the records table
+    """The SQL the read API ran (the snapshot alone, with the fields these queries read as
+    its columns: nothing changed since its cut) straight in chdb (the read API has stopped:
+    one owner per path), the same over the snapshot's `fields` and over the records table
     under FINAL (before the snapshot), and the headline query over other designs
     (engine_variants)."""
     limits = QueryLimits(max_execution_seconds=600)
@@ -857,8 +874,12 @@ def engine_baseline(
     finals = {}
     for name, query in ANALYTIC_QUERIES.items():
         c = compile_query(parse_query(query), account, limits)
-        plan = c.render_snapshot(snapshot) if snapshot else c.render(table)
+        columns = {a: hot.column_name(a) for a, _ in c.accessors.values()}
+        plan = c.render_snapshot(snapshot, columns) if snapshot else c.render(table)
         queries[name] = (plan, c.parameters, c.settings)
+        if snapshot:
+            fields_only = c.render_snapshot(snapshot)
+            finals[f"{name} / the snapshot's fields"] = (fields_only, c.parameters, c.settings)
         finals[f"{name} / FINAL over records"] = (c.render(table), c.parameters, c.settings)
     sql_, parameters, settings_ = finals[f"{HEADLINE} / FINAL over records"]
     prepare, variants = engine_variants(table, account)
@@ -1020,6 +1041,10 @@ async def measure(
     started = time.perf_counter()
     await wait_models(read_url, token, position, timeout=1800)
     setup["catch_up_s"] = round(time.perf_counter() - started, 1)
+    if args.analytics_records:
+        step("waiting for the read API to idle (its analytics compaction and merges)")
+        setup["read_api_idle_after_s"] = await read_api_idle(procs.running["strata"].pid)
+        note(f"idle after {setup['read_api_idle_after_s']} s")
 
     if args.revocations:
         step(
