@@ -119,6 +119,11 @@ def expression(form: Form, subcolumn: str, text_path: Callable[[], str]) -> str:
     return f"(isNotNull({subcolumn}) OR JSONHas({text_path()}))"
 
 
+Columns = dict[Accessor, str]
+"""A snapshot's accessor columns: accessor -> column name."""
+NO_COLUMNS: Columns = {}
+
+
 def expand(text: str, accessors: dict[str, tuple[Accessor, str]], columns: Columns) -> str:
     """`text` with each marker replaced by its snapshot column, or else its expression."""
 
@@ -128,10 +133,6 @@ def expand(text: str, accessors: dict[str, tuple[Accessor, str]], columns: Colum
         return f"`{column}`" if column is not None else expr
 
     return MARKER.sub(one, text)
-
-
-Columns = dict[Accessor, str]
-NO_COLUMNS: Columns = {}
 
 
 def standalone(accessor: Accessor, prefix: str) -> tuple[str, dict[str, Any]]:
@@ -211,9 +212,8 @@ class CompiledQuery:
             f"FROM ({newer})) ORDER BY source, id, version DESC LIMIT 1 BY source, id"
         )
         changed = f"SELECT {self.rows} FROM ({latest}) WHERE is_deleted = 0{self.filters}"  # noqa: S608
-        rows = (
-            f"{self._live(snapshot, columns)}{kept} UNION ALL {expand(changed, self.accessors, {})}"
-        )
+        changed = expand(changed, self.accessors, NO_COLUMNS)  # the tail has no such columns
+        rows = f"{self._live(snapshot, columns)}{kept} UNION ALL {changed}"
         return self.outer.replace("__rows__", rows)
 
     def shape(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:

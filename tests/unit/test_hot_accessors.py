@@ -44,7 +44,9 @@ def test_a_column_name_says_which_accessor_it_holds(accessor: Accessor) -> None:
     assert accessor_of(column_name(accessor)) == accessor
 
 
-@pytest.mark.parametrize("name", ["id", "fields", "hot/", "hot/string", "hot/sql/x"])
+@pytest.mark.parametrize(
+    "name", ["id", "fields", "hot/", "hot/string", "hot/sql/x", "hot/string/a`b", "hot/json//x"]
+)
 def test_other_columns_are_no_accessor(name: str) -> None:
     assert accessor_of(name) is None
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from read_api.querylang import Accessor, standalone
+from read_api.querylang import SEGMENT, Accessor, standalone
 
 PREFIX = "hot/"
 SAMPLE_ROWS = 1_000_000
@@ -34,6 +34,8 @@ def accessor_of(name: str) -> Accessor | None:
     form, *path = name.removeprefix(PREFIX).split("/")
     if form not in ("string", "number", "bool", "json", "has") or not path:
         return None
+    if not all(SEGMENT.fullmatch(segment) for segment in path):
+        return None  # not a name this module wrote: never rendered into a query
     return Accessor(tuple(path), form)  # type: ignore[arg-type]
 
 
