@@ -293,6 +293,9 @@ async def test_compact_forever_snapshots_then_stops(store: ClickHouseAnalyticsSt
     await world.deliver(world.pending)
     stop = asyncio.Event()
     task = asyncio.create_task(store.compact_forever(stop, interval=0.05))
+    await asyncio.sleep(0.5)  # ten checks: no query yet, so no snapshot (nobody would read it)
+    assert await store.snapshot(await store.active_generation()) is None
+    await store.run(world.compiled("by status"))
     for _ in range(200):
         if await store.snapshot(await store.active_generation()) is not None:
             break
@@ -382,6 +385,7 @@ async def test_compactions_take_at_most_their_share_of_a_core(
         await asyncio.sleep(0.05)  # a compaction that takes 50 ms
         spans.append((started, time.monotonic()))
 
+    store.hot.note([])  # a query was served
     monkeypatch.setattr(store.conn, "run", due)
     monkeypatch.setattr(store, "compact", compact)
     monkeypatch.setattr(store, "active_generation", lambda: asyncio.sleep(0, 1))

@@ -31,6 +31,14 @@ def test_fields_read_often_enough_and_lately_are_hot_most_read_first() -> None:
     assert hot.current(now=200) == []
 
 
+def test_a_query_without_data_fields_counts_as_served() -> None:
+    hot = HotAccessors(window=60, since=0)
+    assert not hot.queried(now=1)
+    hot.note([], now=2)
+    assert hot.queried(now=62)
+    assert not hot.queried(now=63)
+
+
 def test_many_uses_keep_a_bounded_memory() -> None:
     hot = HotAccessors(min_uses=2, since=0)
     for moment in range(10_000):

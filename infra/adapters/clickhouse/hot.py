@@ -74,14 +74,21 @@ class HotAccessors:
         self._uses: dict[Accessor, list[float]] = {}
         self.since = time.monotonic() if since is None else since
         """When this process began watching queries."""
+        self.last_query: float | None = None
 
     def note(self, accessors: Iterable[Accessor], now: float | None = None) -> None:
         moment = time.monotonic() if now is None else now
+        self.last_query = moment
         for accessor in set(accessors):
             uses = self._uses.setdefault(accessor, [])
             uses.append(moment)
             if len(uses) > 4 * self.min_uses + 64:  # only the recent ones matter
                 del uses[: len(uses) // 2]
+
+    def queried(self, now: float | None = None) -> bool:
+        """Whether this process served a query within the window."""
+        moment = time.monotonic() if now is None else now
+        return self.last_query is not None and moment - self.last_query <= self.window
 
     def current(self, now: float | None = None, held: Iterable[Accessor] = ()) -> list[Accessor]:
         """The accessors the next snapshot should hold, most read first, then those `held`

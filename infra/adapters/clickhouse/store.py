@@ -198,15 +198,17 @@ class ClickHouseAnalyticsStore:
     ) -> None:  # fmt: skip
         """Compact the active generation in the background: when it has records but no
         snapshot, when its tail reaches `tail_rows`, when a tail is older than `max_age`
-        seconds, or when queries read a field the snapshot does not hold as a column. A
-        compaction rewrites the whole generation, so after one that took `d` seconds the next
+        seconds, or when queries read a field the snapshot does not hold as a column; and
+        only while this process serves queries (one within the hot set's window: a snapshot
+        serves queries, and without them it would cost CPU for nothing). A compaction
+        rewrites the whole generation, so after one that took `d` seconds the next
         waits at least `d * (1 / max_share - 1)`: compactions use at most `max_share` of a
         core on average however large the generation grows (sources written meanwhile are
         read under FINAL). Errors are logged and retried later."""
         rest_until = 0.0
         while not stop.is_set():
             try:
-                if time.monotonic() >= rest_until:
+                if time.monotonic() >= rest_until and self.hot.queried():
                     writer = self.writer(await self.active_generation())
                     due = partial(
                         writer.compaction_due,
