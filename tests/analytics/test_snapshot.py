@@ -448,3 +448,18 @@ async def test_fields_queries_read_become_snapshot_columns(
     world.put(1, 0, 1, 777)  # a change: FINAL again, then the snapshot and its tail
     await world.deliver(world.pending)
     await world.check()
+
+
+async def test_the_column_lists_of_old_snapshots_are_forgotten(
+    store: ClickHouseAnalyticsStore,
+) -> None:
+    world = World(store)
+    world.put(1, 0, 0, 1)
+    await world.deliver(world.pending)
+    generation = await store.active_generation()
+    for _ in range(10):
+        made = await store.compact()
+        assert made is not None
+        assert await store.snapshot(generation) is not None  # reads its column list
+    assert len(store.snapshot_columns) <= 8
+    assert (generation, made.number) in store.snapshot_columns

@@ -421,6 +421,8 @@ class ClickHouseGeneration:
             ).result_rows
             found = {hot.accessor_of(name): name for (name,) in names}
             known[(self.generation, number)] = {a: n for a, n in found.items() if a is not None}
+            while len(known) > 8:  # snapshots come and go: keep the latest few
+                del known[next(iter(known))]
         return known[(self.generation, number)]
 
     def tail_rows(self, client: Any, snapshot: Snapshot, query: CompiledQuery | None = None) -> int:
