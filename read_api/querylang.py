@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 import orjson
@@ -89,6 +89,7 @@ class QueryLimits:
 
 Decoder = Callable[[Any], list[Any]]
 Form = Literal["string", "number", "bool", "json", "has"]
+FORMS: tuple[Form, ...] = get_args(Form)
 MARKER = re.compile(r"__a[0-9]+__")
 
 
@@ -138,19 +139,13 @@ def expand(text: str, accessors: dict[str, tuple[Accessor, str]], columns: Colum
 def standalone(accessor: Accessor, prefix: str) -> tuple[str, dict[str, Any]]:
     """An accessor's expression with its own parameters (`{prefix0:Identifier}`...), as a
     snapshot computes its column."""
-    parameters: dict[str, Any] = {}
-
-    def bind(value: str, sql_type: str) -> str:
-        name = f"{prefix}{len(parameters)}"
-        parameters[name] = value
-        return "{" + name + ":" + sql_type + "}"
-
     for segment in accessor.path:  # the compiler's rule, again: it goes into SQL as text
         if not SEGMENT.fullmatch(segment):
             raise ValueError(f"not a data path segment: {segment!r}")
-    subcolumn = "fields." + ".".join(bind(s, "Identifier") for s in accessor.path)
-    text_path = lambda: "data, " + ", ".join(bind(s, "String") for s in accessor.path)  # noqa: E731
-    return expression(accessor.form, subcolumn, text_path), parameters
+    sql = _Sql(prefix=prefix)
+    name = ".".join(("data", *accessor.path))
+    marker = sql.accessor(Field(name, "json", path=accessor.path), accessor.form)
+    return sql.accessors[marker][1], sql.parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +360,8 @@ def resolve(name: str, where: str) -> Field:
 
 @dataclass
 class _Sql:
+    prefix: str = "p"
+    """Of the parameters' names (`{p0:String}`)."""
     parameters: dict[str, Any] = field(default_factory=dict)
     _paths: dict[tuple[str, ...], str] = field(default_factory=dict)
     _subcolumns: dict[tuple[str, ...], str] = field(default_factory=dict)
@@ -390,7 +387,7 @@ class _Sql:
         return self.rows.setdefault(expr, f"r{len(self.rows)}")
 
     def bind(self, value: Any, sql_type: str) -> str:
-        name = f"p{len(self.parameters)}"
+        name = f"{self.prefix}{len(self.parameters)}"
         self.parameters[name] = value
         return "{" + name + ":" + sql_type + "}"
 

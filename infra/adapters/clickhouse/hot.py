@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from read_api.querylang import SEGMENT, Accessor, standalone
+from read_api.querylang import FORMS, SEGMENT, Accessor, standalone
 
 PREFIX = "hot/"
 SAMPLE_ROWS = 1_000_000
@@ -32,11 +32,11 @@ def accessor_of(name: str) -> Accessor | None:
     if not name.startswith(PREFIX):
         return None
     form, *path = name.removeprefix(PREFIX).split("/")
-    if form not in ("string", "number", "bool", "json", "has") or not path:
-        return None
-    if not all(SEGMENT.fullmatch(segment) for segment in path):
+    if not path or not all(SEGMENT.fullmatch(segment) for segment in path):
         return None  # not a name this module wrote: never rendered into a query
-    return Accessor(tuple(path), form)  # type: ignore[arg-type]
+    if form not in FORMS:
+        return None
+    return Accessor(tuple(path), form)
 
 
 def select_list(accessors: Iterable[Accessor]) -> tuple[list[str], list[str], dict[str, Any]]:
