@@ -719,9 +719,11 @@ def _distributed(settings: Settings) -> Platform:
         failures=failures,
         notices=notices,
     )
-    platform._closers += [redis.aclose, source.close, elastic.close]
+    webhook_docs = RedisDocumentStore(redis, webhooks.NAME, prefix=settings.redis_prefix)
     platform.webhook_stores = WebhookStores(
-        RedisDocumentStore(redis, webhooks.NAME, prefix=settings.redis_prefix),
+        webhook_docs,
         RedisDeliveryStore(redis, settings.redis_prefix, settings.webhook_retention_seconds),
     )
+    platform._closers += [redis.aclose, source.close, elastic.close]
+    platform._closers += [documents.close, webhook_docs.close]  # each has a read connection
     return platform

@@ -137,6 +137,10 @@ class RedisDocumentStore:
         self._get_linked = client.register_script(_GET_LINKED)
         self._active: tuple[int, float] | None = None
 
+    async def close(self) -> None:
+        """Closes the store's own read connection (the client is the caller's)."""
+        await self.reads.aclose()
+
     def cached(self, trusted: Callable[[], bool]) -> LinkCache:
         """Cache linked reads of watched documents while `trusted()` (the channel's notices
         are heard); subscribe the returned cache to `channel`."""
