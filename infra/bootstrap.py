@@ -24,6 +24,7 @@ from elasticsearch import AsyncElasticsearch
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from litestar import Litestar
+from litestar.openapi.spec import Parameter
 from psycopg.conninfo import conninfo_to_dict
 from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -81,8 +82,8 @@ from projections.ports import DocumentStore, EventSource
 from projections.projection import Projection
 from projections.runner import CatchUpRunner
 from projections.search import SearchChange, SearchStore
+from read_api.api import MIN_POSITION_PARAMETERS, min_position_gate
 from read_api.api import ROUTES as READ_ROUTES
-from read_api.api import min_position_gate
 from read_api.auth import ReadModelAuthenticator
 from read_api.billing import get_invoice
 from read_api.listing import ROUTES as LISTING_ROUTES
@@ -554,6 +555,7 @@ class Platform:
                     },
                     settle=self.notices.settle if self.notices is not None else None,
                 ),
+                prepared=MIN_POSITION_PARAMETERS,
             ),
             lifespan=[self.listening],
             services={
@@ -581,13 +583,19 @@ class Platform:
             },
         )
 
-    def _gateway(self, authenticate: Authenticator, prepare: Prepare | None = None) -> Gateway:
+    def _gateway(
+        self,
+        authenticate: Authenticator,
+        prepare: Prepare | None = None,
+        prepared: tuple[Parameter, ...] = (),
+    ) -> Gateway:
         s = self.settings
         origins = tuple(o.strip() for o in s.cors_origins.split(",") if o.strip())
         return Gateway(
             authenticate=authenticate,
             max_body_bytes=s.max_body_bytes,
             prepare=prepare,
+            prepared_parameters=prepared,
             meter=self.meter,
             rate_limit=self.rate_limit,
             timeout=s.request_timeout_seconds,

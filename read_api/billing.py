@@ -16,7 +16,7 @@ from litestar.params import FromPath, QueryParameter, SkipValidation
 from domain.access import Scope
 from domain.billing import API_CALLS, RECORDS, Catalog, invoice, period_bounds
 from domain.errors import NotFoundError
-from read_api.api import Events, Meta_, MinPosition, MinPositionHeader, Principal_
+from read_api.api import Events, Meta_, Principal_
 from read_api.ports import UsageReader
 from schemas.billing import InvoiceView, LineItemView
 from schemas.envelope import Envelope
@@ -54,8 +54,6 @@ async def get_invoice(
     catalog: NamedDependency[SkipValidation[Catalog]],
     meta: Meta_,
     period: Period = None,
-    min_position: MinPosition = None,
-    min_position_header: MinPositionHeader = None,
 ) -> Envelope[InvoiceView]:
     principal.require_account(account_id)
     month = period or datetime.now(UTC).strftime("%Y-%m")

@@ -19,7 +19,9 @@ class InvalidQueryError(Exception):
 
 
 def min_position_of(query: int | str | None, header: str | None) -> int | None:
-    """The position a read must wait for: `?min_position=` wins over the header."""
+    """The position a read must wait for: `?min_position=` wins over the header (both are
+    checked when both are sent)."""
+    wanted: int | None = None
     for name, raw in (("min_position", query), ("X-Strata-Min-Position", header)):
         if raw is None or raw == "":
             continue
@@ -29,8 +31,8 @@ def min_position_of(query: int | str | None, header: str | None) -> int | None:
             raise InvalidQueryError(f"{name} must be an integer") from None
         if value < 0:
             raise InvalidQueryError(f"{name} must be a non-negative integer")
-        return value
-    return None
+        wanted = value if wanted is None else wanted
+    return wanted
 
 
 POLL_INTERVAL = 0.005  # seconds between the shared watcher's reads while anyone waits

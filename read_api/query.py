@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, QueryParameter, SkipValidation
 
 from domain.access import Scope
-from read_api.api import Meta_, MinPosition, MinPositionHeader, Principal_
+from read_api.api import Meta_, Principal_
 from read_api.formats import Format, each, negotiate, render
 from read_api.ports import AnalyticsReader
 from read_api.querylang import QueryLimits, compile_query
@@ -55,8 +55,6 @@ async def query_records(
     query_limits: Limits,
     meta: Meta_,
     format: FormatParam = None,  # noqa: A002 - the query parameter's public name
-    min_position: MinPosition = None,
-    min_position_header: MinPositionHeader = None,
 ) -> Response[Any]:
     """Counts, sums, averages, extremes, distinct counts and quantiles of the latest state
     of the account's live records, grouped by fields and time buckets. A query that breaks

@@ -25,7 +25,7 @@ from domain import values
 from domain.access import Scope
 from projections import search
 from projections.search import FIELD_PATH, Clause, SearchQuery, SearchReader, Sort
-from read_api.api import Meta_, MinPosition, MinPositionHeader, Principal_, get_record_history
+from read_api.api import Meta_, Principal_, get_record_history
 from read_api.consistency import InvalidQueryError
 from read_api.formats import Format, each, negotiate, render
 from read_api.ports import EventHistory
@@ -230,8 +230,6 @@ async def search_records(
     cursor: Cursor = None,
     key: Key = None,
     format: FormatParam = None,  # noqa: A002 - the query parameter's public name
-    min_position: MinPosition = None,
-    min_position_header: MinPositionHeader = None,
 ) -> Response[Any]:
     account = str(principal.own_account())
     values.source_name(source)

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter, SkipValidation
 
 from domain.access import Scope
-from read_api.api import Meta_, MinPosition, MinPositionHeader, Principal_
+from read_api.api import Meta_, Principal_
 from read_api.consistency import InvalidQueryError
 from read_api.ports import UsageReader
 from schemas.envelope import Envelope
@@ -96,8 +96,6 @@ async def get_usage(
     start: From = None,
     to: To = None,
     granularity: GranularityParam = "hour",
-    min_position: MinPosition = None,
-    min_position_header: MinPositionHeader = None,
 ) -> Envelope[UsageView]:
     """Periods without usage are left out; `total` covers the whole range. `from` is
     inclusive and `to` exclusive, both widened to whole periods."""

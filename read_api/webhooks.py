@@ -16,7 +16,6 @@ from domain.errors import NotFoundError
 from projections.delivery import PENDING, Delivery, DeliveryReader, webhook_key, webhooks_set
 from projections.ports import DocumentReader
 from projections.webhooks import NAME
-from read_api.api import MinPosition, MinPositionHeader
 from read_api.consistency import InvalidQueryError
 from read_api.cursors import decode_cursor, encode_cursor
 from schemas.envelope import Envelope, Meta
@@ -105,8 +104,6 @@ async def list_webhooks(
     account_id: AccountParam = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-    min_position: MinPosition = None,
-    min_position_header: MinPositionHeader = None,
 ) -> Envelope[WebhookList]:
     account = account_id or principal.own_account()
     principal.require_account(account)
@@ -136,8 +133,6 @@ async def get_webhook(
     principal: Principal_,
     webhook_docs: WebhookDocs,
     meta: Meta_,
-    min_position: MinPosition = None,
-    min_position_header: MinPositionHeader = None,
 ) -> Envelope[WebhookView]:
     doc = await _webhook(webhook_docs, principal, webhook_id)
     return Envelope(data=webhook_view(doc), meta=meta)
@@ -156,8 +151,6 @@ async def list_deliveries(
     meta: Meta_,
     limit: Limit = 50,
     cursor: Cursor = None,
-    min_position: MinPosition = None,
-    min_position_header: MinPositionHeader = None,
 ) -> Envelope[DeliveryPage]:
     await _webhook(webhook_docs, principal, webhook_id)
     before = decode_cursor(cursor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -12,6 +13,13 @@ T = TypeVar("T")
 class Meta(msgspec.Struct, frozen=True):
     timestamp: str
     request_id: str
+
+
+def meta_now(request_id: str) -> Meta:
+    """A response's meta: when it was made (UTC, milliseconds) and its request's id."""
+    return Meta(
+        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"), request_id=request_id
+    )
 
 
 class Envelope(msgspec.Struct, Generic[T], frozen=True):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 
-from schemas.envelope import ErrorBody, ErrorEnvelope, Meta
+from schemas.envelope import ErrorBody, ErrorEnvelope, meta_now
 from schemas.responses import BatchWritten, RecordWritten
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -168,9 +167,7 @@ def error_body(
     request_id: str, status: int, code: str, message: str, details: list[dict[str, Any]]
 ) -> bytes:
     """The error envelope, for routes that answer transform errors with every detail."""
-    meta = Meta(
-        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"), request_id=request_id
-    )
+    meta = meta_now(request_id)
     body = ErrorEnvelope(
         error=ErrorBody(code=code, message=message, status=status, details=details), meta=meta
     )

@@ -4,7 +4,6 @@ is public; one guard enforces it, so no route can forget."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from uuid import UUID
 
 from litestar.connection import ASGIConnection, Request
@@ -14,7 +13,7 @@ from litestar.handlers.base import BaseRouteHandler
 from domain.access import Principal, Scope
 from infra.gateway.context import RATE_LIMIT_STATE
 from infra.gateway.ratelimit import RateLimit
-from schemas.envelope import Meta
+from schemas.envelope import Meta, meta_now
 
 Authenticator = Callable[[str], Awaitable[Principal | None]]
 ByKey = Callable[[UUID, frozenset[Scope]], Awaitable[Principal | None]]
@@ -109,7 +108,4 @@ async def provide_principal(request: Request) -> Principal:  # type: ignore[type
 
 
 async def provide_meta(request: Request) -> Meta:  # type: ignore[type-arg]
-    return Meta(
-        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"),
-        request_id=request.state.request_id,
-    )
+    return meta_now(request.state.request_id)

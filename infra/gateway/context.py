@@ -6,7 +6,6 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from random import getrandbits
 from typing import Any
 
@@ -24,7 +23,7 @@ from infra.gateway.ratelimit import (
     RateLimitedError,
     RateLimiterUnavailableError,
 )
-from schemas.envelope import ErrorBody, ErrorEnvelope, Meta
+from schemas.envelope import ErrorBody, ErrorEnvelope, meta_now
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -202,10 +201,7 @@ def refusal(request_id: str, status: int, code: str, message: str) -> ASGIApp:
     body = msgspec.json.encode(
         ErrorEnvelope(
             error=ErrorBody(code=code, message=message, status=status),
-            meta=Meta(
-                timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"),
-                request_id=request_id,
-            ),
+            meta=meta_now(request_id),
         )
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -29,7 +28,7 @@ from projections.ports import StoreUnavailableError
 from read_api.consistency import ConsistencyTimeoutError, InvalidQueryError
 from read_api.ports import QueryLimitError
 from read_api.querylang import QueryError
-from schemas.envelope import ErrorBody, ErrorEnvelope, Meta
+from schemas.envelope import ErrorBody, ErrorEnvelope, meta_now
 
 log = structlog.get_logger("strata.errors")
 
@@ -91,9 +90,7 @@ def error_response(
             **{k.decode(): v.decode() for k, v in hygiene},
             "X-Request-ID": request_id,
         }
-    meta = Meta(
-        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"), request_id=request_id
-    )
+    meta = meta_now(request_id)
     body = ErrorEnvelope(
         error=ErrorBody(code=code, message=message, status=status, details=details), meta=meta
     )

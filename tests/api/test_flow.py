@@ -268,3 +268,24 @@ async def test_health_readiness_and_openapi(stack: Stack) -> None:
     )
     read_paths = (await stack.read.get("/docs/openapi.json")).json()["paths"]
     assert "/v1/data/{source}/{record_id}/history" in read_paths
+
+
+async def test_every_guarded_read_route_documents_min_position(stack: Stack) -> None:
+    """The gate reads `min_position` on every route; the spec says so on each, once."""
+    paths = (await stack.read.get("/docs/openapi.json")).json()["paths"]
+    guarded = [
+        operation
+        for item in paths.values()
+        for operation in item.values()
+        if isinstance(operation, dict) and operation.get("security")
+    ]
+    assert len(guarded) > 10
+    for operation in guarded:
+        names = [(p["name"], p["in"]) for p in operation.get("parameters", [])]
+        assert names.count(("min_position", "query")) == 1, operation["operationId"]
+        assert names.count(("X-Strata-Min-Position", "header")) == 1, operation["operationId"]
+    for public in (paths["/health"]["get"], paths["/readiness"]["get"]):
+        assert all(p["name"] != "min_position" for p in public.get("parameters", []))
+    command = (await stack.command.get("/docs/openapi.json")).json()["paths"]
+    ingest = command["/v1/ingest"]["post"]
+    assert all(p["name"] != "min_position" for p in ingest.get("parameters", []))

@@ -69,3 +69,5 @@ def test_min_position_prefers_the_query() -> None:
     assert min_position_of(None, None) is None
     with pytest.raises(InvalidQueryError):
         min_position_of(None, "x")
+    with pytest.raises(InvalidQueryError, match="X-Strata-Min-Position"):
+        min_position_of("0", "-1")  # the header is checked even when the query wins
