@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 from opentelemetry.trace import Span
 
 from infra.gateway import tracing
+from infra.gateway.deadlines import Deadlines
 from infra.gateway.metering import Meter
 from infra.gateway.observability import observe, security_headers
 from infra.gateway.ratelimit import (
@@ -77,6 +77,7 @@ class RequestContextMiddleware:
         self.meter = meter
         self.rate_limit = rate_limit
         self.timeout = timeout
+        self.deadlines = Deadlines(timeout if timeout is not None else 0.0)
         self.untimed = untimed
         self.trust_forwarded_proto = trust_forwarded_proto
 
@@ -170,7 +171,7 @@ class RequestContextMiddleware:
         if self.timeout is None or path.startswith(self.untimed):
             await self.app(scope, receive, send)
             return
-        async with asyncio.timeout(self.timeout):
+        async with self.deadlines():
             await self.app(scope, receive, send)
 
     async def _precheck(
