@@ -80,12 +80,13 @@ def authorization_guard(
             if rate_limit is not None:
                 await rate_limit.failed(ip)
             raise NotAuthorizedException("invalid credentials")
-        connection.state.principal = principal
+        state = connection.scope.setdefault("state", {})  # `.state` wraps it anew at each use
+        state["principal"] = principal
         if rate_limit is not None:
             buckets = rate_limit.policy.for_principal(principal)
             decision = await rate_limit.admit(buckets, f"key {principal.key_id}")
             if decision is not None:
-                connection.state[RATE_LIMIT_STATE] = decision
+                state[RATE_LIMIT_STATE] = decision
         principal.require(needed)
 
     return guard
