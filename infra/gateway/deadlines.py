@@ -19,7 +19,7 @@ from typing import Any
 class Deadlines:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.resolution = min(1.0, seconds / 10)
+        self.resolution = min(1.0, max(seconds / 10, 0.001))  # never a busy loop
         self.running: dict[asyncio.Task[Any], float] = {}
         self.expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None

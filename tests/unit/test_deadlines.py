@@ -75,3 +75,11 @@ def test_one_instance_serves_successive_event_loops() -> None:
     for _ in range(2):  # the first loop's pending check must not stall the second's
         with pytest.raises(TimeoutError):
             asyncio.run(asyncio.wait_for(late(), 3))
+
+
+async def test_a_zero_timeout_ends_work_at_once_without_spinning() -> None:
+    deadlines = Deadlines(0)
+    assert deadlines.resolution > 0
+    with pytest.raises(TimeoutError):
+        async with deadlines():
+            await asyncio.sleep(5)
