@@ -65,7 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     max_body_bytes: int = 10 * 1024 * 1024
     request_timeout_seconds: float = 30.0
-    """Longest a request may take (408 after); NDJSON uploads are exempt."""
+    """Longest a request may take (408 after, checked every tenth of it, at most every
+    second); NDJSON uploads are exempt."""
     cors_origins: str = ""
     """Comma-separated origins allowed to call the APIs from a browser (none by default)."""
     trust_forwarded_proto: bool = False
