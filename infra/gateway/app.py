@@ -174,9 +174,11 @@ def _document_formats(app: Litestar) -> Litestar:
 def _document_parameters(app: Litestar, parameters: Sequence[Parameter]) -> Litestar:
     """Add `parameters` to every guarded operation of the app's OpenAPI document."""
     spec = app.openapi_schema
+    if not parameters or spec.paths is None:
+        return app
     for route in app.routes:
-        item = spec.paths.get(route.path_format) if spec.paths else None
-        if not isinstance(route, HTTPRoute) or item is None or not parameters:
+        item = spec.paths.get(route.path_format)
+        if not isinstance(route, HTTPRoute) or item is None:
             continue
         for handler in route.route_handlers:
             if handler.opt.get(PUBLIC) or handler.opt.get(SCOPE) is None:

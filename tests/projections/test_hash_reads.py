@@ -97,3 +97,19 @@ async def test_a_connection_failure_reaches_every_read_of_the_batch() -> None:
     finally:
         await reads.aclose()
         await dead.aclose()
+
+
+async def test_closing_cancels_the_reads_in_flight(redis: Redis, redis_prefix: str) -> None:
+    await redis.hset(f"{redis_prefix}h", mapping={"n": "1"})
+    reads = HashReads(redis)
+    try:
+        out = [asyncio.create_task(reads.hgetall(f"{redis_prefix}h")) for _ in range(3)]
+        await asyncio.sleep(0)  # the batch is out
+        await reads.aclose()
+        results = await asyncio.gather(*out, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+        assert reads.sender is None
+        assert reads.pending == []
+        assert await reads.hgetall(f"{redis_prefix}h") == {b"n": b"1"}  # reconnects
+    finally:
+        await reads.aclose()

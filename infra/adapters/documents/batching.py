@@ -15,6 +15,7 @@ Redis restart costs the reads in flight a reconnection, not an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,8 +44,15 @@ class HashReads:
         return await answer
 
     async def aclose(self) -> None:
-        if self.sender is not None:
-            self.sender.cancel()
+        """Cancel the reads queued or in flight, and close the connection."""
+        sender, self.sender = self.sender, None
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        waiting, self.pending = self.pending, []
+        for _, answer in waiting:  # queued for a sender that never ran
+            answer.cancel()
         await self.connection.disconnect()
 
     async def _send_all(self) -> None:
@@ -54,7 +62,8 @@ class HashReads:
                 await self._send(batch)
         finally:
             self.sender = None
-            for _, answer in self.pending:  # cancelled (shutting down): so are its reads
+            waiting, self.pending = self.pending, []
+            for _, answer in waiting:  # cancelled (shutting down): so are its reads
                 answer.cancel()
 
     async def _send(self, batch: Sequence[_Read]) -> None:
