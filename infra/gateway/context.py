@@ -77,7 +77,7 @@ class RequestContextMiddleware:
         self.meter = meter
         self.rate_limit = rate_limit
         self.timeout = timeout
-        self.deadlines = Deadlines(timeout if timeout is not None else 0.0)
+        self.deadlines = Deadlines(timeout) if timeout is not None else None
         self.untimed = untimed
         self.trust_forwarded_proto = trust_forwarded_proto
 
@@ -168,7 +168,7 @@ class RequestContextMiddleware:
     async def _within_timeout(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Bounded processing time, except for long uploads (NDJSON streams) by design."""
         path = str(scope.get("path", ""))
-        if self.timeout is None or path.startswith(self.untimed):
+        if self.deadlines is None or path.startswith(self.untimed):
             await self.app(scope, receive, send)
             return
         async with self.deadlines():

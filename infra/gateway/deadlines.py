@@ -12,16 +12,19 @@ cancellation the deadline caused becomes a TimeoutError).
 from __future__ import annotations
 
 import asyncio
+import math
 from types import TracebackType
 from typing import Any
+
+EXPIRED = math.inf  # a deadline already acted on: never due again
 
 
 class Deadlines:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.resolution = min(1.0, max(seconds / 10, 0.001))  # never a busy loop
+        # Each running request's task and deadline; EXPIRED once the check cancelled it.
         self.running: dict[asyncio.Task[Any], float] = {}
-        self.expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -39,8 +42,8 @@ class Deadlines:
         assert self._loop is not None
         now = self._loop.time()
         for task, deadline in self.running.items():
-            if deadline <= now and task not in self.expired:
-                self.expired.add(task)
+            if deadline <= now:
+                self.running[task] = EXPIRED
                 task.cancel()
         self._timer = self._loop.call_later(self.resolution, self._check) if self.running else None
 
@@ -67,9 +70,9 @@ class Deadline:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        deadlines, task = self._deadlines, self._task
-        del deadlines.running[task]
-        if task in deadlines.expired:
-            deadlines.expired.discard(task)
-            if task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
-                raise TimeoutError from exc
+        task = self._task
+        expired = self._deadlines.running.pop(task) == EXPIRED
+        # asyncio.timeout's rule: uncancel what the check cancelled; only that cancellation,
+        # with no other pending, becomes a TimeoutError.
+        if expired and task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+            raise TimeoutError from exc
