@@ -50,9 +50,7 @@ class HashReads:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
-        waiting, self.pending = self.pending, []
-        for _, answer in waiting:  # queued for a sender that never ran
-            answer.cancel()
+        self._cancel_queued()  # for a sender that never ran
         await self.connection.disconnect()
 
     async def _send_all(self) -> None:
@@ -62,9 +60,12 @@ class HashReads:
                 await self._send(batch)
         finally:
             self.sender = None
-            waiting, self.pending = self.pending, []
-            for _, answer in waiting:  # cancelled (shutting down): so are its reads
-                answer.cancel()
+            self._cancel_queued()  # cancelled (shutting down): so are its reads
+
+    def _cancel_queued(self) -> None:
+        waiting, self.pending = self.pending, []
+        for _, answer in waiting:
+            answer.cancel()
 
     async def _send(self, batch: Sequence[_Read]) -> None:
         try:
