@@ -21,6 +21,7 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composable, Identifier
 
 IDEMPOTENCY_TABLE = "strata_idempotency"
+APPEND_FUNCTION = "strata_append"
 
 # Every Strata process creates its schema and tables on start (IF NOT EXISTS, CREATE OR
 # REPLACE FUNCTION ...). PostgreSQL does not serialise concurrent DDL on its catalogs: two
@@ -108,14 +109,36 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "WHERE originator_id = ANY(%s) GROUP BY originator_id"
             ).format(schema=schema, table=table)
         )
-        # Four typed arrays sent in binary: several times cheaper to adapt than eventsourcing's
-        # array of composite values, which psycopg can only dump as escaped text.
-        self._insert_arrays = _rendered(
+        # An append is one statement, so one round trip: a function that takes the table lock
+        # (commit order = position order, so tailing readers never pass a gap that fills in
+        # later), notifies the listeners and inserts. eventsourcing's own function (its
+        # enable_db_functions) skips the lock, and its readers skip events. Four typed arrays
+        # sent in binary: several times cheaper to adapt than an array of composite values.
+        append = Identifier(APPEND_FUNCTION)
+        self.sql_create_statements.append(
             SQL(
-                "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%b::uuid[], %b::int8[], %b::text[], %b::bytea[]) "
-                "RETURNING notification_id"
-            ).format(schema=schema, table=table)
+                "CREATE OR REPLACE FUNCTION {schema}.{append}("
+                "ids uuid[], versions int8[], topics text[], states bytea[]) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql "
+                "SET lock_timeout = {timeout} AS $$ BEGIN "
+                "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                "NOTIFY {channel}; "
+                "RETURN QUERY INSERT INTO {schema}.{table} "
+                "(originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(ids, versions, topics, states) RETURNING notification_id; "
+                "END $$"
+            ).format(
+                schema=schema,
+                append=append,
+                table=table,
+                channel=Identifier(self.channel_name),
+                timeout=f"{datastore.lock_timeout}s",
+            )
+        )
+        self._append = _rendered(
+            SQL(
+                "SELECT {schema}.{append}(%b::uuid[], %b::int8[], %b::text[], %b::bytea[]) AS id"
+            ).format(schema=schema, append=append)
         )
         self._select_history = _rendered(
             SQL(
@@ -124,24 +147,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ).format(schema=schema, table=table)
         )
         # eventsourcing's own statements on the hot paths, rendered once too.
-        self.lock_table_statements = [
-            _rendered(s) if isinstance(s, Composable) else s for s in self.lock_table_statements
-        ]
         self._select_head = _rendered(
             SQL("SELECT MAX(notification_id) FROM {schema}.{table}").format(
                 schema=schema, table=table
             )
         )
-        self._notify = _rendered(SQL("NOTIFY {}").format(Identifier(self.channel_name)))
         self._select_after = _rendered(
             SQL(
                 "SELECT * FROM {schema}.{table} WHERE notification_id>%s "
                 "ORDER BY notification_id LIMIT %s"
             ).format(schema=schema, table=table)
         )
-
-    def _notify_channel(self, curs: Any) -> None:
-        curs.execute(self._notify)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def max_notification_id(self) -> int | None:
@@ -179,34 +195,33 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
-    def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(
-            self._insert_arrays,
-            (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ),
-        )
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        """One statement, its own transaction; with `on_recorded`, a transaction that also
+        keeps what it returns."""
+        columns = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
         on_recorded: OnRecorded | None = kwargs.get("on_recorded")
-        if on_recorded is not None and ids:
-            kept = on_recorded(ids)
-            if kept is not None:
-                curs.execute(
-                    self._insert_kept,
-                    (kept.scope, kept.key, kept.fingerprint, kept.status, kept.body),
-                )
-        return ids
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            if on_recorded is None:
+                curs.execute(self._append, columns, prepare=True)
+                return [row["id"] for row in curs.fetchall()]
+            with conn.transaction():
+                curs.execute(self._append, columns, prepare=True)
+                ids = [row["id"] for row in curs.fetchall()]
+                kept = on_recorded(ids)
+                if kept is not None:
+                    curs.execute(
+                        self._insert_kept,
+                        (kept.scope, kept.key, kept.fingerprint, kept.status, kept.body),
+                    )
+            return ids
 
     def versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -99,30 +99,33 @@ class EventLog:
             raise ValueError("append needs at least one event")
         metadata = ctx.metadata()
         stored = [self.mapper.to_stored_event(event, metadata) for event in events]
-        outcome: list[R] = []
         claim = ctx.idempotency
+        outcome: list[R] = []
 
         def on_recorded(positions: Sequence[int]) -> KeptResponse | None:
-            outcome.clear()
-            outcome.append(result(Commit(positions)))
-            if claim is None:
-                return None
+            # Inside the appending transaction: the response is kept with the events.
+            assert claim is not None
+            outcome[:] = [result(Commit(positions))]  # a retried transaction renders it again
             status, body = claim.render(outcome[0])
             return KeptResponse(claim.scope, claim.key, claim.fingerprint, status, body)
 
         try:
-            positions = self.recorder.insert_events(stored, on_recorded=on_recorded)
+            if claim is None:
+                positions = self.recorder.insert_events(stored)
+            else:
+                positions = self.recorder.insert_events(stored, on_recorded=on_recorded)
         except IntegrityError:
             if claim is not None:
                 kept = self.recall(claim.scope, claim.key)
                 if kept is not None:
                     raise IdempotencyRaceError(kept) from None
             raise ConcurrencyError("a stream was changed concurrently; retry") from None
-        if positions:
-            newest = max(positions)
-            for listener in list(self._listeners):
-                listener(newest)
-        return outcome[0]
+        if not positions:
+            raise AssertionError("the event store recorded no positions")
+        newest = max(positions)
+        for listener in list(self._listeners):
+            listener(newest)
+        return outcome[0] if outcome else result(Commit(positions))
 
     def recall(self, scope: str, key: str) -> StoredResponse | None:
         row = self.recorder.recall(scope, key)
