@@ -106,7 +106,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._select_versions = _rendered(
             SQL(
                 "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
-                "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+                "WHERE originator_id = ANY(%b) GROUP BY originator_id"
             ).format(schema=schema, table=table)
         )
         # An append is one statement, so one round trip: a function that takes the table lock
