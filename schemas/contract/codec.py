@@ -60,6 +60,10 @@ class Watermark:
     position: int
 
 
+def _where(event: ProjectedEvent) -> str:
+    return f"{event.type} at position {event.position}"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -81,6 +85,17 @@ class Codec:
             t.name: {v: schema_urn(t.ce_type, v) for v in t.readable_versions} for t in self.types
         }
         self._current = {t.name: msgspec.json.Decoder(t.struct) for t in self.types}
+        # The producing side's headers that are the same for every event of a type.
+        self._constant = {
+            t.name: (
+                ("ce_specversion", SPECVERSION.encode()),
+                ("ce_type", t.ce_type.encode()),
+                ("content-type", CONTENT_TYPE.encode()),
+                ("ce_dataschema", t.schema_urn.encode()),
+                ("ce_dataversion", str(t.version).encode()),
+            )
+            for t in self.types
+        }
 
     def by_name(self, name: str) -> EventType:
         try:
@@ -106,58 +121,56 @@ class Codec:
 
     def _encode(self, event: ProjectedEvent, *, redact: bool) -> Message:
         entry = self.by_name(event.type)
-        where = f"{event.type} at position {event.position}"
-        unknown = set(event.payload) - self._fields[entry.name]
-        if unknown:
+        if not self._fields[entry.name].issuperset(event.payload):
+            unknown = set(event.payload) - self._fields[entry.name]
             raise ContractError(
-                f"{where}: payload fields {sorted(unknown)} are not in the contract "
+                f"{_where(event)}: payload fields {sorted(unknown)} are not in the contract "
                 f"(add them to {entry.struct.__name__})"
             )
         try:
             payload = msgspec.convert(event.payload, entry.struct)
         except msgspec.ValidationError as exc:
-            raise ContractError(f"{where}: invalid payload: {exc}") from None
+            raise ContractError(f"{_where(event)}: invalid payload: {exc}") from None
         if redact and entry.redacted:
             payload = msgspec.structs.replace(
                 payload, **dict.fromkeys(entry.redacted, msgspec.UNSET)
             )
         if not isinstance(event.stream_id, UUID):
-            raise ContractError(f"{where}: stream_id must be a UUID")
+            raise ContractError(f"{_where(event)}: stream_id must be a UUID")
         if not (_is_int(event.position) and event.position >= 1):
-            raise ContractError(f"{where}: position must be an int >= 1")
+            raise ContractError(f"{_where(event)}: position must be an int >= 1")
         if not (_is_int(event.version) and event.version >= 1):
-            raise ContractError(f"{where}: version must be an int >= 1")
+            raise ContractError(f"{_where(event)}: version must be an int >= 1")
         if event.timestamp.utcoffset() is None:
-            raise ContractError(f"{where}: the timestamp must be timezone-aware")
+            raise ContractError(f"{_where(event)}: the timestamp must be timezone-aware")
+        stream_id = str(event.stream_id)
+        version = str(event.version)
+        specversion, ce_type, content_type, dataschema, dataversion = self._constant[entry.name]
+        source = "/accounts/" + entry.render(entry.account, stream_id, event.payload)
+        time = event.timestamp.astimezone(UTC).isoformat(timespec="microseconds")
         headers = [
-            ("ce_specversion", SPECVERSION),
-            ("ce_id", f"{event.stream_id}:{event.version}"),
-            (
-                "ce_source",
-                "/accounts/" + entry.render(entry.account, event.stream_id, event.payload),
-            ),
-            ("ce_type", entry.ce_type),
-            ("ce_subject", entry.render(entry.subject, event.stream_id, event.payload)),
-            ("ce_time", event.timestamp.astimezone(UTC).isoformat(timespec="microseconds")),
-            ("content-type", CONTENT_TYPE),
-            ("ce_dataschema", entry.schema_urn),
-            ("ce_dataversion", str(entry.version)),
-            ("ce_position", str(event.position)),
-            ("ce_streamid", str(event.stream_id)),
-            ("ce_streamversion", str(event.version)),
+            specversion,
+            ("ce_id", f"{stream_id}:{version}".encode()),
+            ("ce_source", source.encode()),
+            ce_type,
+            ("ce_subject", entry.render(entry.subject, stream_id, event.payload).encode()),
+            ("ce_time", time.encode()),
+            content_type,
+            dataschema,
+            dataversion,
+            ("ce_position", str(event.position).encode()),
+            ("ce_streamid", stream_id.encode()),
+            ("ce_streamversion", version.encode()),
         ]
+        metadata = event.metadata
         for key, header in METADATA_HEADERS:
-            value = event.metadata.get(key)
+            value = metadata.get(key)
             if value is None:
                 continue
             if not isinstance(value, str):
-                raise ContractError(f"{where}: metadata {key} must be a string")
-            headers.append((header, value))
-        return Message(
-            key=str(event.stream_id).encode(),
-            value=msgspec.json.encode(payload),
-            headers=[(name, value.encode()) for name, value in headers],
-        )
+                raise ContractError(f"{_where(event)}: metadata {key} must be a string")
+            headers.append((header, value.encode()))
+        return Message(key=stream_id.encode(), value=msgspec.json.encode(payload), headers=headers)
 
     # --- consuming ----------------------------------------------------------------------------
 

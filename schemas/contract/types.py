@@ -28,15 +28,27 @@ def schema_urn(ce_type: str, version: int) -> str:
     return f"urn:strata:schema:{ce_type}:{version}"
 
 
+# What `quote(..., safe=SEGMENT_SAFE)` leaves as it is: checked first, quoting is slower.
+SEGMENT_SAFE = ":@+=~"
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.\-~:@+=]*")
+
+
 def path_segment(value: Any) -> str:
     """A path segment of ce_subject / ce_source. Strata's naming rules never produce '/',
     '%' or spaces, so this is the value itself; anything else is percent-encoded."""
-    return quote(str(value), safe=":@+=~")
+    text = value if isinstance(value, str) else str(value)
+    return text if _UNQUOTED.fullmatch(text) else quote(text, safe=SEGMENT_SAFE)
 
 
 @functools.cache
 def template_fields(template: str) -> frozenset[str]:
     return frozenset(name for _, name, _, _ in Formatter().parse(template) if name is not None)
+
+
+@functools.cache
+def _template_parts(template: str) -> tuple[tuple[str, str | None], ...]:
+    """(literal text, field name or None) pairs, in order."""
+    return tuple((text, name) for text, name, _, _ in Formatter().parse(template))
 
 
 @dataclass(frozen=True)
@@ -100,14 +112,16 @@ class EventType:
         """Versions this code can decode: current, and older ones it has upcasters for."""
         return range(min(self.upcasters, default=self.version), self.version + 1)
 
-    def render(self, template: str, stream_id: UUID, payload: Mapping[str, Any]) -> str:
+    def render(self, template: str, stream_id: UUID | str, payload: Mapping[str, Any]) -> str:
         """`subject` or `account` of one event (current-version payload)."""
-        return template.format_map(
-            {
-                name: str(stream_id) if name == "stream_id" else path_segment(payload[name])
-                for name in template_fields(template)
-            }
-        )
+        out = []
+        for text, name in _template_parts(template):
+            out.append(text)
+            if name == "stream_id":
+                out.append(str(stream_id))
+            elif name is not None:
+                out.append(path_segment(payload[name]))
+        return "".join(out)
 
     def upcast(self, payload: dict[str, Any], version: int) -> dict[str, Any]:
         """`payload` of `version`, brought to the current version (KeyError: unreadable)."""
