@@ -23,7 +23,6 @@ from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -31,6 +30,7 @@ from psycopg import sql
 
 from infra import tracing
 from infra.adapters.eventstore.recorders import DDL_LOCK
+from infra.adapters.kafka.partitioner import partition_of
 from infra.adapters.kafka.topics import Topics
 from projections.ports import EventSource
 from schemas import contract
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("strata.relay")
 
 CREDENTIAL_TYPES = contract.CREDENTIAL_TYPE_PREFIXES  # ApiKey and Webhook events
-_PARTITIONER = DefaultPartitioner()  # the producer's default, which `send()` applies
 
 
 @dataclass
@@ -215,10 +214,12 @@ class _Batches:
         self, topic: str, message: contract.Message, *, partition: int | None = None
     ) -> None:
         if partition is None:
+            if message.key is None:
+                raise ValueError("an event's message has its aggregate id as key")
             if topic not in self.partitions:
                 self.partitions[topic] = sorted(await self.producer.partitions_for(topic))
             every = self.partitions[topic]
-            partition = _PARTITIONER(message.key, every, every)
+            partition = partition_of(message.key, every)  # as send() would choose it
         builder = self.open.get((topic, partition))
         if builder is None:
             builder = self.open[(topic, partition)] = self.producer.create_batch()
