@@ -181,7 +181,9 @@ class Platform:
         s = self.settings
         target = Target.of(s.clickhouse_url, str(s.clickhouse_data_path))
         hot = HotAccessors(max_columns=s.analytics_field_columns)
-        store = ClickHouseAnalyticsStore(target, hot_accessors=hot)
+        store = ClickHouseAnalyticsStore(
+            target, hot_accessors=hot, insert_priority=s.analytics_priority
+        )
         self._closers.append(store.close)
         return store
 

@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     analytics_pace: float = 1.0
     """Seconds the log-fed analytics projection lets events gather after applying some:
     ClickHouse takes fewer, larger inserts far more cheaply (0: apply each notification)."""
+    analytics_priority: int = 10
+    """The nice value (0-19) of ClickHouse's threads while they insert into analytics: when
+    the cores are busy, the analytics feed falls behind instead of slowing requests and the
+    other projections (0: the same priority as everything else)."""
     analytics_field_columns: int = 16
     """How many of the data fields queries read most (twice within an hour) the analytics
     snapshot keeps as columns of their own, read instead of the JSON column (0: none)."""
