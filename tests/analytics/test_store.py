@@ -241,3 +241,32 @@ async def test_usage_sums_reports_per_period(
     )
     empty = await store.month_total(ACCOUNT, datetime(2026, 12, 1).date())
     assert (empty.period_start.month, empty.api_calls, empty.records_ingested) == (12, {}, 0)
+
+
+async def test_inserts_at_a_lower_priority_apply_the_same(chdb_path: str, events: Events) -> None:
+    """The projection's inserts may carry ClickHouse's os_thread_priority (the product's
+    default); they write exactly what inserts without it write, text and times included."""
+    store = ClickHouseAnalyticsStore(Target.of(None, chdb_path), insert_priority=19)
+    try:
+        assert store.insert_settings == {"os_thread_priority": 19}
+        live = projection(store)
+        batch = [
+            events.put("orders", "o-1", {"total": 10}),
+            events.put("orders", "o-2", {"total": 5}),
+            events.put("orders", "o-1", {"total": 12}),
+            events.delete("orders", "o-2"),
+            events.put("orders", "o-3", {"note": 'quote " \\ slash\n', "city": "Zürich"}),
+        ]
+        odd = batch[-1]
+        await live.apply(batch)
+        assert await live.checkpoints() == {0: 5}
+        text = analytics.changes([odd])[0].data  # type: ignore[union-attr]
+        assert await latest(store) == {
+            (ACCOUNT, "orders", "o-1"): (2, '{"total":12}'),
+            (ACCOUNT, "orders", "o-3"): (1, text),
+        }
+        table = store.table(RECORDS, await store.active_generation())
+        rows = await store.conn.rows(f"SELECT updated_at FROM {table} WHERE id = 'o-3'")
+        assert rows == [(odd.timestamp,)]
+    finally:
+        store.close()
