@@ -98,16 +98,6 @@ class WorkerStats:
     by_slot: dict[int, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _SlotBatch:
-    """One partition's share of a batch, decoded, ready to commit."""
-
-    slot: int
-    changes: list[Positioned]
-    position: int
-    applied: list[tuple[Incoming, list[Positioned]]]
-
-
 class ProjectionWorker:
     def __init__(
         self,
@@ -140,25 +130,10 @@ class ProjectionWorker:
         by_slot: dict[int, list[Incoming]] = {}
         for message in messages:
             by_slot.setdefault(self.slot_of(message.topic, message.partition), []).append(message)
-        decoded = [await self._decode_slot(slot, group) for slot, group in by_slot.items()]
-        batches = [batch for batch in decoded if batch is not None]
-        if len(batches) == 1:
-            await self._commit_slot(batches[0])
-            return
-        # The slots' commits go out together: one wait for the store instead of one per
-        # partition in turn (under CPU contention each wait was tens of ms). A failure
-        # cancels the others and is raised as it is; the batch is delivered again and the
-        # checkpoints skip what was committed.
-        commits = [asyncio.ensure_future(self._commit_slot(batch)) for batch in batches]
-        try:
-            await asyncio.gather(*commits)
-        except BaseException:
-            for commit in commits:
-                commit.cancel()
-            await asyncio.gather(*commits, return_exceptions=True)
-            raise
+        for slot, group in by_slot.items():
+            await self._handle_slot(slot, group)
 
-    async def _decode_slot(self, slot: int, messages: list[Incoming]) -> _SlotBatch | None:
+    async def _handle_slot(self, slot: int, messages: list[Incoming]) -> None:
         changes: list[Positioned] = []
         applied: list[tuple[Incoming, list[Positioned]]] = []
         position = 0
@@ -183,13 +158,10 @@ class ProjectionWorker:
             changes.extend(own)
             applied.append((message, own))
         if position == 0 and not changes:
-            return None
-        return _SlotBatch(slot, changes, position, applied)
-
-    async def _commit_slot(self, batch: _SlotBatch) -> None:
-        await self._commit(batch.slot, batch.changes, batch.position, batch.applied)
-        self.stats.applied += len(batch.applied)
-        self.stats.by_slot[batch.slot] = batch.position
+            return
+        await self._commit(slot, changes, position, applied)
+        self.stats.applied += len(applied)
+        self.stats.by_slot[slot] = position
 
     async def _commit(
         self,
