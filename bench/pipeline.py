@@ -49,6 +49,8 @@ shared machine, `--wait-quiet SECONDS` waits for it to be idle and repeats a pha
 other processes disturbed (more than `--max-other` cores), keeping the least disturbed.
 `--profile PREFIX` runs the four Strata processes under bench/_pipeline_sampler.py and
 writes PREFIX-<process>-<n>.txt for the load window (and the isolated drains).
+`--set NAME=VALUE` (repeatable) gives the Strata processes a setting of infra/config.py,
+e.g. `--set analytics_pace=60` to keep the analytics feed out of the load window.
 """
 
 from __future__ import annotations
@@ -1729,6 +1731,8 @@ def run(args: argparse.Namespace) -> Results:
         if value is not None:
             env[f"STRATA_{name.upper()}"] = str(value)
     env["PYTHONUNBUFFERED"] = "1"
+    for name, value in args.set:  # after the run's own settings: they may override them
+        env[f"STRATA_{name.upper()}"] = value
     results = Results(
         started_at=started.isoformat(timespec="seconds"),
         command=" ".join([".venv/bin/python", "bench/pipeline.py", *sys.argv[1:]]),
@@ -1749,6 +1753,7 @@ def run(args: argparse.Namespace) -> Results:
             "min_position_timeout_s": settings.min_position_timeout,
             "schema": schema,
             "topic_prefix": topic_prefix,
+            "set": dict(args.set),
         },
     )
     workdir = Path(tempfile.mkdtemp(prefix="strata-bench-pipeline-"))
@@ -1960,6 +1965,13 @@ def _cores(cpu: dict[str, float]) -> str:
     return ", ".join(f"{name} {cpu[name]:.2f}" for name in order if name in cpu)
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or name not in Settings.__struct_fields__:
+        raise argparse.ArgumentTypeError(f"not NAME=VALUE of a setting in infra/config.py: {text}")
+    return name, value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Commit-to-read-API freshness at a sustained rate; stage throughput vs raw "
@@ -2022,6 +2034,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=2, help="repeats of a disturbed phase")
     parser.add_argument("--keep", action="store_true", help="keep schema, topics, Redis keys")
     parser.add_argument("--json", action="store_true", help="print a JSON object on stdout")
+    parser.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        type=_setting,
+        help="a setting of the Strata processes (infra/config.py), e.g. analytics_pace=60",
+    )
     parser.add_argument(
         "--profile",
         metavar="PREFIX",
