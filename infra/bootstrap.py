@@ -116,6 +116,9 @@ __all__ = ["DeadLetter", "Platform", "bootstrap", "postgres_datastore"]
 
 ADMIN_TOKEN_FILE = "admin-token.sha256"  # noqa: S105 - holds only a hash
 
+ANALYTICS_BATCH = 10_000
+"""Events the log-fed analytics projection reads and applies at once (at most)."""
+
 
 class AsyncHistory:
     """The read side's EventHistory over the (synchronous) event log."""
@@ -303,8 +306,18 @@ class Platform:
         return min(checkpoints.get(slot, 0) for slot in self.slots(projection))
 
     def runner(self, projection: Projection[Any]) -> CatchUpRunner:
-        pace = self.settings.analytics_pace if projection.name == analytics.NAME else 0.0
-        return CatchUpRunner(self.source, projection, name=projection.name, pace=pace)
+        if projection.name != analytics.NAME:
+            return CatchUpRunner(self.source, projection, name=projection.name)
+        # What gathered during a pace goes to ClickHouse as one apply, not in slices of the
+        # runner's default 1,000: measured in chdb, 119 µs of CPU a row at 1,000-row
+        # applies, 73-79 at 2,000, 48-51 at 5,000, 36 at 10,000 (parts to write and merge).
+        return CatchUpRunner(
+            self.source,
+            projection,
+            name=projection.name,
+            pace=self.settings.analytics_pace,
+            batch_size=ANALYTICS_BATCH,
+        )
 
     @property
     def topics(self) -> Topics:

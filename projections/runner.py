@@ -56,22 +56,33 @@ class CatchUpRunner:
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the log until `stop` is set. Failures are retried with backoff, never skipped."""
         backoff = 0.1
-        last: int | None = None
         while not stop.is_set():
             try:
-                position = await self.catch_up()
+                if self.pace:
+                    await self._paced_step(stop)
+                else:
+                    position = await self.catch_up()
+                    await _until_first(self.source.wait(position, self.idle_wait), stop.wait())
                 backoff = 0.1
-                moved, last = position != last, position
-                if moved and self.pace:
-                    await _until_first(asyncio.sleep(self.pace), stop.wait())
-                    continue
-                await _until_first(self.source.wait(position, self.idle_wait), stop.wait())
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("projection %s failed; retrying in %.1fs", self.name, backoff)
                 await _until_first(asyncio.sleep(backoff), stop.wait())
                 backoff = min(backoff * 2, self.max_backoff)
+
+    async def _paced_step(self, stop: asyncio.Event) -> None:
+        """One read and one apply of what gathered, then the pace (none while a full batch
+        shows more is waiting). Catching up to the end in one go would follow the batch
+        with the few events that arrived while it was applied: small applies again."""
+        position = max(await self.target.checkpoint(), self.start_after)
+        events = await self.source.read(position, self.batch_size)
+        if not events:
+            await _until_first(self.source.wait(position, self.idle_wait), stop.wait())
+            return
+        await self.target.apply(events)
+        if len(events) < self.batch_size:
+            await _until_first(asyncio.sleep(self.pace), stop.wait())
 
 
 async def _until_first(*aws: object) -> None:

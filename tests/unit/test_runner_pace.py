@@ -84,3 +84,28 @@ async def test_without_pace_each_notification_is_applied() -> None:
     batches = await _feed(pace=0.0)
     assert len(batches) > 2
     assert [p for batch in batches for p in batch] == list(range(1, 11))
+
+
+async def test_full_batches_go_on_at_once_and_the_rest_waits_for_the_pace() -> None:
+    log, target, stop = _Log(), _Target(), asyncio.Event()
+    runner = CatchUpRunner(log, target, name="t", pace=0.5, batch_size=5, idle_wait=0.05)  # type: ignore[arg-type]
+    log.append(12)
+    arrived_while_applying: list[int] = []
+    apply = target.apply
+
+    async def slow_apply(events: Sequence[Any], partition: int = 0) -> None:
+        await apply(events, partition)
+        if len(target.batches) == 3:  # the last of the backlog: more arrives meanwhile
+            log.append(2)
+            arrived_while_applying.extend(log.positions[-2:])
+
+    target.apply = slow_apply  # type: ignore[method-assign]
+    task = asyncio.create_task(runner.run(stop))
+    await _until(lambda: target.applied == 12)
+    assert target.batches == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]]  # no pause between
+    await asyncio.sleep(0.25)  # inside the pace: what arrived during the apply waits
+    assert target.applied == 12
+    await _until(lambda: target.applied == 14)
+    assert target.batches[-1] == arrived_while_applying == [13, 14]
+    stop.set()
+    await task
