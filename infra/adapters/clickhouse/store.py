@@ -111,8 +111,7 @@ class Snapshot:
 
 
 def _utc(moment: datetime) -> str:
-    aware = moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return _in_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class ClickHouseAnalyticsStore:
@@ -143,10 +142,10 @@ class ClickHouseAnalyticsStore:
         self.clock_margin = clock_margin
         """A snapshot's cut is this many seconds before it reads: the clock may step back."""
         self.hot = hot_accessors or hot.HotAccessors()
+        """The data fields queries read most, which the next snapshot holds as columns."""
         self.insert_settings = {"os_thread_priority": insert_priority} if insert_priority else {}
         """Settings of the projection's inserts: ClickHouse renices the threads that run an
         insert, for that insert only (below the requests and queries served meanwhile)."""
-        """The data fields queries read most, which the next snapshot holds as columns."""
         self.conn = Connection(target, pool_size=pool_size, on_open=self._start)
         self._active: tuple[int, float] | None = None
         self._snapshot: tuple[int, Snapshot | None, float] | None = None

@@ -86,35 +86,30 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, key))"
             ).format(schema=schema, idem=idem)
         )
-        self._insert_kept = _rendered(
-            SQL(
-                "INSERT INTO {schema}.{idem} (scope, key, fingerprint, status, body) "
-                "VALUES (%s, %s, %s, %s, %s)"
-            ).format(schema=schema, idem=idem)
+        append = Identifier(APPEND_FUNCTION)
+
+        def statement(text: str) -> bytes:
+            return _rendered(SQL(text).format(schema=schema, table=table, idem=idem, append=append))
+
+        self._insert_kept = statement(
+            "INSERT INTO {schema}.{idem} (scope, key, fingerprint, status, body) "
+            "VALUES (%s, %s, %s, %s, %s)"
         )
-        self._select_kept = _rendered(
-            SQL(
-                "SELECT fingerprint, status, body FROM {schema}.{idem} "
-                "WHERE scope = %s AND key = %s"
-            ).format(schema=schema, idem=idem)
+        self._select_kept = statement(
+            "SELECT fingerprint, status, body FROM {schema}.{idem} WHERE scope = %s AND key = %s"
         )
-        self._expire_kept = _rendered(
-            SQL(
-                "DELETE FROM {schema}.{idem} WHERE created_at < now() - make_interval(secs => %s)"
-            ).format(schema=schema, idem=idem)
+        self._expire_kept = statement(
+            "DELETE FROM {schema}.{idem} WHERE created_at < now() - make_interval(secs => %s)"
         )
-        self._select_versions = _rendered(
-            SQL(
-                "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
-                "WHERE originator_id = ANY(%b) GROUP BY originator_id"
-            ).format(schema=schema, table=table)
+        self._select_versions = statement(
+            "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
+            "WHERE originator_id = ANY(%b) GROUP BY originator_id"
         )
         # An append is one statement, so one round trip: a function that takes the table lock
         # (commit order = position order, so tailing readers never pass a gap that fills in
         # later), notifies the listeners and inserts. eventsourcing's own function (its
         # enable_db_functions) skips the lock, and its readers skip events. Four typed arrays
         # sent in binary: several times cheaper to adapt than an array of composite values.
-        append = Identifier(APPEND_FUNCTION)
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{append}("
@@ -135,28 +130,18 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 timeout=f"{datastore.lock_timeout}s",
             )
         )
-        self._append = _rendered(
-            SQL(
-                "SELECT {schema}.{append}(%b::uuid[], %b::int8[], %b::text[], %b::bytea[]) AS id"
-            ).format(schema=schema, append=append)
+        self._append = statement(
+            "SELECT {schema}.{append}(%b::uuid[], %b::int8[], %b::text[], %b::bytea[]) AS id"
         )
-        self._select_history = _rendered(
-            SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
-            ).format(schema=schema, table=table)
+        self._select_history = statement(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
         )
         # eventsourcing's own statements on the hot paths, rendered once too.
-        self._select_head = _rendered(
-            SQL("SELECT MAX(notification_id) FROM {schema}.{table}").format(
-                schema=schema, table=table
-            )
-        )
-        self._select_after = _rendered(
-            SQL(
-                "SELECT * FROM {schema}.{table} WHERE notification_id>%s "
-                "ORDER BY notification_id LIMIT %s"
-            ).format(schema=schema, table=table)
+        self._select_head = statement("SELECT MAX(notification_id) FROM {schema}.{table}")
+        self._select_after = statement(
+            "SELECT * FROM {schema}.{table} WHERE notification_id>%s "
+            "ORDER BY notification_id LIMIT %s"
         )
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
