@@ -41,14 +41,14 @@ def path_segment(value: Any) -> str:
 
 
 @functools.cache
-def template_fields(template: str) -> frozenset[str]:
-    return frozenset(name for _, name, _, _ in Formatter().parse(template) if name is not None)
-
-
-@functools.cache
 def _template_parts(template: str) -> tuple[tuple[str, str | None], ...]:
     """(literal text, field name or None) pairs, in order."""
     return tuple((text, name) for text, name, _, _ in Formatter().parse(template))
+
+
+@functools.cache
+def template_fields(template: str) -> frozenset[str]:
+    return frozenset(name for _, name in _template_parts(template) if name is not None)
 
 
 @dataclass(frozen=True)
