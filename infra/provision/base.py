@@ -68,12 +68,12 @@ class Settings:
 
     local_dir: Path
     host: str = "127.0.0.1"
-    postgres_port: int = 55432
-    redis_port: int = 56379
-    kafka_port: int = 59092
-    kafka_controller_port: int = 59093
-    elasticsearch_port: int = 59200
-    elasticsearch_transport_port: int = 59300
+    postgres_port: int = 25432
+    redis_port: int = 26379
+    kafka_port: int = 29092
+    kafka_controller_port: int = 29093
+    elasticsearch_port: int = 29200
+    elasticsearch_transport_port: int = 29300
     kafka_version: str = "4.4.0"
     elasticsearch_version: str = "9.5.0"
     es_user: str = "strata-es"
@@ -96,13 +96,13 @@ class Settings:
         local = Path(raw_local).resolve() if raw_local else _default_local_dir()
         return cls(
             local_dir=local,
-            postgres_port=_env_int("STRATA_INFRA_POSTGRES_PORT", 55432),
-            redis_port=_env_int("STRATA_INFRA_REDIS_PORT", 56379),
-            kafka_port=_env_int("STRATA_INFRA_KAFKA_PORT", 59092),
-            kafka_controller_port=_env_int("STRATA_INFRA_KAFKA_CONTROLLER_PORT", 59093),
-            elasticsearch_port=_env_int("STRATA_INFRA_ELASTICSEARCH_PORT", 59200),
+            postgres_port=_env_int("STRATA_INFRA_POSTGRES_PORT", 25432),
+            redis_port=_env_int("STRATA_INFRA_REDIS_PORT", 26379),
+            kafka_port=_env_int("STRATA_INFRA_KAFKA_PORT", 29092),
+            kafka_controller_port=_env_int("STRATA_INFRA_KAFKA_CONTROLLER_PORT", 29093),
+            elasticsearch_port=_env_int("STRATA_INFRA_ELASTICSEARCH_PORT", 29200),
             elasticsearch_transport_port=_env_int(
-                "STRATA_INFRA_ELASTICSEARCH_TRANSPORT_PORT", 59300
+                "STRATA_INFRA_ELASTICSEARCH_TRANSPORT_PORT", 29300
             ),
             kafka_version=os.environ.get("STRATA_INFRA_KAFKA_VERSION", "4.4.0"),
             elasticsearch_version=os.environ.get("STRATA_INFRA_ELASTICSEARCH_VERSION", "9.5.0"),
