@@ -308,13 +308,18 @@ class Platform:
     def runner(self, projection: Projection[Any]) -> CatchUpRunner:
         if projection.name != analytics.NAME:
             return CatchUpRunner(self.source, projection, name=projection.name)
+        return self.analytics_runner
+
+    @cached_property
+    def analytics_runner(self) -> CatchUpRunner:
+        """The log-fed analytics feed; the process's read API hurries it (read_app)."""
         # What gathered during a pace goes to ClickHouse as one apply, not in slices of the
         # runner's default 1,000: measured in chdb, 119 µs of CPU a row at 1,000-row
         # applies, 73-79 at 2,000, 48-51 at 5,000, 36 at 10,000 (parts to write and merge).
         return CatchUpRunner(
             self.source,
-            projection,
-            name=projection.name,
+            self.analytics,
+            name=analytics.NAME,
             pace=self.settings.analytics_pace,
             batch_size=ANALYTICS_BATCH,
         )
@@ -569,6 +574,11 @@ class Platform:
                         webhooks.NAME: lambda: self.watermark(webhooks.NAME),
                     },
                     settle=self.notices.settle if self.notices is not None else None,
+                    # This process feeds analytics on chdb (ADR 0009): a read that waits
+                    # for it cuts the feed's pace short.
+                    hurry={analytics.NAME: self.analytics_runner.hurry}
+                    if self.analytics_in_read_api
+                    else None,
                 ),
                 prepared=MIN_POSITION_PARAMETERS,
             ),

@@ -39,7 +39,13 @@ class CatchUpRunner:
         self.pace = pace
         """Seconds to let events gather after applying some, so a steady stream is applied
         in fewer, larger batches (ClickHouse: every insert is a part to merge). An event
-        after a quiet spell is applied at once."""
+        after a quiet spell is applied at once, and `hurry()` cuts a pace short."""
+        self._hurried = asyncio.Event()
+
+    def hurry(self) -> None:
+        """Someone waits for what gathered (a read with `min_position`): apply it now,
+        not at the end of the pace."""
+        self._hurried.set()
 
     async def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Apply everything up to the current end of the log; returns the checkpoint."""
@@ -56,6 +62,7 @@ class CatchUpRunner:
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the log until `stop` is set. Failures are retried with backoff, never skipped."""
         backoff = 0.1
+        self._hurried = asyncio.Event()  # of this loop (tests run several)
         while not stop.is_set():
             try:
                 if self.pace:
@@ -75,6 +82,7 @@ class CatchUpRunner:
         """One read and one apply of what gathered, then the pace (none while a full batch
         shows more is waiting). Catching up to the end in one go would follow the batch
         with the few events that arrived while it was applied: small applies again."""
+        self._hurried.clear()  # a hurry from here on is for events this step may not read
         position = max(await self.target.checkpoint(), self.start_after)
         events = await self.source.read(position, self.batch_size)
         if not events:
@@ -82,7 +90,7 @@ class CatchUpRunner:
             return
         await self.target.apply(events)
         if len(events) < self.batch_size:
-            await _until_first(asyncio.sleep(self.pace), stop.wait())
+            await _until_first(asyncio.sleep(self.pace), stop.wait(), self._hurried.wait())
 
 
 async def _until_first(*aws: object) -> None:

@@ -71,12 +71,16 @@ def min_position_gate(
     slots: Sequence[int],
     others: Mapping[str, Callable[[], Awaitable[int]]] | None = None,
     settle: Callable[[], Awaitable[None]] | None = None,
+    hurry: Mapping[str, Callable[[], None]] | None = None,
 ) -> Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[None]]:
     """Every route waits for the lookups read model (authentication reads it); a route whose
     `opt` names another read model (`"reads": "search"`) also waits for its watermark.
     `settle`, when the process caches credentials from the read model, then waits until
-    the cache heard of every change up to there (a key revoked by then is refused)."""
+    the cache heard of every change up to there (a key revoked by then is refused).
+    `hurry` names the read models this process feeds at a pace, and how to cut it short
+    when a read waits for them."""
     extra = dict(others or {})
+    hurries = dict(hurry or {})
 
     def reached_of(other: Callable[[], Awaitable[int]] | None) -> Callable[[], Awaitable[int]]:
         async def reached() -> int:
@@ -88,7 +92,7 @@ def min_position_gate(
     # One watcher per combination of read models a route waits for, shared by its requests.
     watchers: dict[str | None, PositionWatcher] = {None: PositionWatcher(reached_of(None))}
     for name, other in extra.items():
-        watchers[name] = PositionWatcher(reached_of(other))
+        watchers[name] = PositionWatcher(reached_of(other), hurry=hurries.get(name))
 
     async def gate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         wanted = min_position_of(

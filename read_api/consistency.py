@@ -51,9 +51,15 @@ class PositionWatcher:
     """
 
     def __init__(
-        self, reached: Callable[[], Awaitable[int]], *, interval: float = POLL_INTERVAL
+        self,
+        reached: Callable[[], Awaitable[int]],
+        *,
+        interval: float = POLL_INTERVAL,
+        hurry: Callable[[], None] | None = None,
     ) -> None:
         self._reached = reached
+        self._hurry = hurry
+        """Tells an in-process feed that a read waits (it may be letting events gather)."""
         self._interval = interval
         self._joining: list[tuple[int, asyncio.Future[None]]] = []
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
@@ -83,6 +89,8 @@ class PositionWatcher:
             self._loop, self._task = loop, None
             self._joining, self._waiting = [], []
         self._last = max(self._last, current)
+        if self._hurry is not None:
+            self._hurry()
         future: asyncio.Future[None] = loop.create_future()
         self._joining.append((wanted, future))
         if self._task is None or self._task.done():

@@ -11,7 +11,9 @@ import msgspec
 from commands.ports import CommandContext
 from domain.access import OPERATOR
 from domain.usage import UsageReport
-from tests.conftest import Stack, Tenant, assert_error
+from infra.bootstrap import bootstrap
+from infra.config import Settings
+from tests.conftest import Stack, Tenant, assert_error, running_stack
 
 ORDERS = [
     {"id": "o-1", "data": {"status": "paid", "total": 10, "country": "DE"}},
@@ -168,3 +170,21 @@ async def test_usage_per_hour_and_day(stack: Stack) -> None:
         f"/v1/usage/{tenant.account_id}", params={"from": "2020-01-01"}, headers=tenant.auth
     )
     assert "31 days" in assert_error(wide, 400, "INVALID_PARAMETER")["message"]
+
+
+async def test_a_query_that_waits_for_its_writes_cuts_the_feeds_pace_short(
+    settings: Settings,
+) -> None:
+    # A pace far longer than min_position_timeout: the second query can only answer 200
+    # if waiting for its position made the feed apply what gathered at once.
+    platform = bootstrap(msgspec.structs.replace(settings, analytics_pace=600.0))
+    async with running_stack(platform) as stack:
+        tenant = await stack.new_account()
+        first = await ingest(stack, tenant, "orders", ORDERS[:1])
+        counted = await query(stack, tenant, {"source": "orders"}, first)
+        assert counted.status_code == 200, counted.text  # after a quiet spell: at once
+        second = await ingest(stack, tenant, "orders", ORDERS[1:3])  # now inside the pace
+        assert await platform.watermark("analytics") < second
+        counted = await query(stack, tenant, {"source": "orders"}, second)
+        assert counted.status_code == 200, counted.text
+        assert counted.json()["data"]["rows"] == [{"count": 3}]

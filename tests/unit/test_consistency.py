@@ -109,3 +109,16 @@ async def test_a_cancelled_read_leaves_the_watcher() -> None:
     await asyncio.sleep(0.01)
     assert watcher.waiting == 0
     assert not watcher.running
+
+
+async def test_only_a_read_that_must_wait_hurries_the_feed() -> None:
+    mark, hurried = Watermark(), []
+    mark.value = 7
+    watcher = PositionWatcher(mark, interval=0.001, hurry=lambda: hurried.append(True))
+    await watcher.wait(7, timeout=1)
+    assert hurried == []  # already there
+    waiting = asyncio.create_task(watcher.wait(9, timeout=5))
+    await settle()
+    assert hurried == [True]
+    mark.value = 9
+    await waiting

@@ -109,3 +109,19 @@ async def test_full_batches_go_on_at_once_and_the_rest_waits_for_the_pace() -> N
     assert target.batches[-1] == arrived_while_applying == [13, 14]
     stop.set()
     await task
+
+
+async def test_a_hurry_cuts_the_pace_short() -> None:
+    log, target, stop = _Log(), _Target(), asyncio.Event()
+    runner = CatchUpRunner(log, target, name="t", pace=600.0, idle_wait=0.05)  # type: ignore[arg-type]
+    task = asyncio.create_task(runner.run(stop))
+    log.append(1)
+    await _until(lambda: target.applied == 1)  # after a quiet spell: at once
+    log.append(2)
+    await asyncio.sleep(0.1)
+    assert target.applied == 1  # gathering for the pace
+    runner.hurry()
+    await _until(lambda: target.applied == 3)
+    assert target.batches == [[1], [2, 3]]
+    stop.set()
+    await task
