@@ -14,7 +14,7 @@ import uvicorn
 from litestar import Litestar
 from rich.console import Console
 
-from infra import metrics, tracing
+from infra import heap, metrics, tracing
 from infra.bootstrap import Platform, bootstrap
 from infra.cli.options import data_dir_option, settings_for
 from infra.config import Settings
@@ -67,6 +67,7 @@ async def run_platform(
     tasks += await _background(platform, stop, **parts)
     if banner:
         loop.call_later(0.5, _print_banner, settings, platform)
+    heap.settle()
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     for _, server in servers:
@@ -240,8 +241,10 @@ def worker(projection: str) -> None:
     asyncio.run(platform.ensure_topics(projection))
     metrics.serve(settings.host, settings.metrics_port)
     if projection != webhooks.NAME and settings.worker_engine == "batch":  # docs/adr/0007
+        heap.settle()
         raise SystemExit(asyncio.run(_run_batch_worker(platform, projection)))
     app = platform.stream_app(projection)
+    heap.settle()
     try:
         faust.Worker(
             app, loglevel=settings.log_level.upper(), quiet=True
