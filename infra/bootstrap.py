@@ -354,6 +354,7 @@ class Platform:
             self.topics,
             batch_size=s.relay_batch_size,
             watermark_interval=s.watermark_interval,
+            linger=s.relay_linger,
         )
 
     async def ensure_topics(self, projection: str | None = None) -> None:

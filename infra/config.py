@@ -38,6 +38,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     or Kafka (`strata relay` + `strata worker`). Default: log embedded, kafka distributed."""
     relay_batch_size: int = 2000
     watermark_interval: float = 1.0
+    relay_linger: float = 0.1
+    """Seconds between the starts of two relay reads under a steady stream of commits, so
+    that they go to Kafka as one batch (a full batch and a commit after a quiet spell go
+    at once)."""
     worker_engine: Literal["faust", "batch"] = "faust"
     """How `strata worker` consumes for a projection: a Faust agent (`faust`, the design's
     stream processor), or whole Kafka fetches handed to the same projection code (`batch`,

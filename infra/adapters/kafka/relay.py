@@ -6,9 +6,15 @@ keyed by aggregate id so each aggregate's events stay in order within a partitio
 records its position in PostgreSQL only after the broker acknowledged the batch. A crash
 re-publishes at most the unacknowledged tail (consumers dedupe), and never skips an event.
 
-After each batch, and at least every `watermark_interval` when idle, it writes a watermark
-to every partition: "all events up to position N for this partition are before this".
-Stream processors use them to know how far a projection is complete (read-your-writes).
+With each batch (in the same record batches, after its events), and at least every
+`watermark_interval` when idle, it writes a watermark to every partition: "all events up
+to position N for this partition are before this". Stream processors use them to know how
+far a projection is complete (read-your-writes).
+
+Under a steady stream of commits, `linger` seconds pass between the starts of two reads
+that found less than a full batch: the commits of that time go out as one batch (one read,
+one produce, one position saved) instead of a few each (Kafka's producers linger the same
+way). A full batch is followed at once; a commit after a quiet spell goes out at once.
 """
 
 from __future__ import annotations
@@ -108,6 +114,7 @@ class Relay:
         *,
         batch_size: int = 2000,
         watermark_interval: float = 1.0,
+        linger: float = 0.0,
     ) -> None:
         self.source = source
         self.positions = positions
@@ -115,6 +122,7 @@ class Relay:
         self.topics = topics
         self.batch_size = batch_size
         self.watermark_interval = watermark_interval
+        self.linger = linger
         self.stats = RelayStats()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -146,16 +154,20 @@ class Relay:
         await self._watermarks(producer, partitions, position)
         last_watermark = time.monotonic()
         while not stop.is_set():
+            began = time.monotonic()
             events = await self.source.read(position, self.batch_size)
             if events:
-                await self._publish(producer, events)
+                await self._publish(producer, events, partitions)
                 position = events[-1].position
                 await self.positions.save(position)
                 self.stats.position = position
                 self.stats.batches += 1
                 self.stats.published += len(events)
-                await self._watermarks(producer, partitions, position)
                 last_watermark = time.monotonic()
+                rest = self.linger - (last_watermark - began)
+                if len(events) < self.batch_size and rest > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), rest)
                 continue
             if time.monotonic() - last_watermark >= self.watermark_interval:
                 await self._watermarks(producer, partitions, position)
@@ -166,35 +178,45 @@ class Relay:
             for task in (wait, stopped):
                 task.cancel()
 
-    async def _publish(self, producer: AIOKafkaProducer, events: Sequence[ProjectedEvent]) -> None:
-        """Send the batch and wait until the broker has acknowledged every message. The span
-        links to the traces of the requests that wrote the events."""
+    async def _publish(
+        self,
+        producer: AIOKafkaProducer,
+        events: Sequence[ProjectedEvent],
+        partitions: Sequence[int],
+    ) -> None:
+        """Send the batch, then its watermarks, and wait until the broker has acknowledged
+        every message. The span links to the traces of the requests that wrote the events."""
         with tracer.start_as_current_span(
             "relay publish",
             kind=SpanKind.PRODUCER,
             links=tracing.links(e.metadata.get("traceparent") for e in events),
             attributes={"messaging.batch.message_count": len(events)},
         ):
-            await self._send_all(producer, events)
-
-    async def _send_all(self, producer: AIOKafkaProducer, events: Sequence[ProjectedEvent]) -> None:
-        batches = _Batches(producer)
-        for event in events:
-            public = contract.encode(event, redact=True)
-            await batches.add(self.topics.events, public)
-            if event.type.startswith(CREDENTIAL_TYPES):
-                await batches.add(self.topics.credentials, contract.encode(event, redact=False))
-        await batches.sent()
+            batches = _Batches(producer)
+            for event in events:
+                public = contract.encode(event, redact=True)
+                await batches.add(self.topics.events, public)
+                if event.type.startswith(CREDENTIAL_TYPES):
+                    private = contract.encode(event, redact=False)
+                    await batches.add(self.topics.credentials, private)
+            # In the same record batches, after the events: one produce, not two.
+            await self._add_watermarks(batches, partitions, events[-1].position)
+            await batches.sent()
 
     async def _watermarks(
         self, producer: AIOKafkaProducer, partitions: Sequence[int], position: int
     ) -> None:
-        mark = contract.watermark(position)
         batches = _Batches(producer)
+        await self._add_watermarks(batches, partitions, position)
+        await batches.sent()
+
+    async def _add_watermarks(
+        self, batches: _Batches, partitions: Sequence[int], position: int
+    ) -> None:
+        mark = contract.watermark(position)
         for p in partitions:
             await batches.add(self.topics.events, mark, partition=p)
         await batches.add(self.topics.credentials, mark, partition=0)
-        await batches.sent()
 
 
 class _Batches:
