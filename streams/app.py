@@ -17,6 +17,7 @@ import faust
 
 from projections.ports import StoreUnavailableError
 from streams.eager import use_eager_consumer, yield_every
+from streams.lean import QuietMonitor, RawSchema
 from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,11 @@ def build_app(settings: StreamSettings, worker: ProjectionWorker) -> faust.App:
         producer_acks=-1,
         topic_replication_factor=settings.replication,
         stream_wait_empty=False,
+        monitor=QuietMonitor(),
     )
     use_eager_consumer(app)
     yield_every()
-    source = app.topic(*settings.topics, key_type=bytes, value_type=bytes)
+    source = app.topic(*settings.topics, schema=RawSchema())
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
 
     async def dead_letter(message: Incoming, error: BaseException) -> None:
