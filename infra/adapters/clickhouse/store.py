@@ -484,8 +484,8 @@ class ClickHouseGeneration:
     def compact(
         self, client: Any, threads: int = 1, columns: Sequence[Accessor] = ()
     ) -> Snapshot | None:
-        """Snapshot the newest row of every record (live rows under FINAL, with `columns`
-        computed, then the newest tombstone of each deleted one), merge it into one part,
+        """Snapshot the newest row of every record (the newest tombstone of each deleted
+        one, then live rows under FINAL, with `columns` computed), merge it into one part,
         publish it, then drop the snapshots and tail days older than the previous one
         (readers may still use it)."""
         started = time.monotonic()
@@ -509,17 +509,21 @@ class ClickHouseGeneration:
                 client.command(f"ALTER TABLE {table} ADD COLUMN `{name}` {column_type}")
         extra = "".join(f", `{name}`" for name in names)
         computed = "".join(f", {expr}" for expr in exprs)
+        # Tombstones first, live rows second: a record deleted between the two reads is
+        # then missing from the snapshot (its tombstone is in the tail) instead of in it
+        # twice, live and deleted, with the tail's copy of the deletion losing to the
+        # snapshot's. A live row read second is never older than a tombstone read first.
+        client.command(
+            f"INSERT INTO {table} ({SNAPSHOT_COLUMNS}) SELECT account_id, source, id, "
+            "max(version), max(updated_at), max(position), 1, '{}' "
+            f"FROM {self.records} WHERE is_deleted = 1 GROUP BY account_id, source, id",
+            settings=settings,
+        )
         client.command(
             f"INSERT INTO {table} ({SNAPSHOT_COLUMNS}, fields{extra}) SELECT account_id, "
             f"source, id, version, updated_at, position, 0, data, fields{computed} "
             f"FROM {self.records} FINAL WHERE is_deleted = 0",
             parameters=parameters,
-            settings=settings,
-        )
-        client.command(
-            f"INSERT INTO {table} ({SNAPSHOT_COLUMNS}) SELECT account_id, source, id, "
-            "max(version), max(updated_at), max(position), 1, '{}' "
-            f"FROM {self.records} WHERE is_deleted = 1 GROUP BY account_id, source, id",
             settings=settings,
         )
         written = time.monotonic() - started
