@@ -96,17 +96,21 @@ class Settings:
         local = Path(raw_local).resolve() if raw_local else _default_local_dir()
         return cls(
             local_dir=local,
-            postgres_port=_env_int("STRATA_INFRA_POSTGRES_PORT", 25432),
-            redis_port=_env_int("STRATA_INFRA_REDIS_PORT", 26379),
-            kafka_port=_env_int("STRATA_INFRA_KAFKA_PORT", 29092),
-            kafka_controller_port=_env_int("STRATA_INFRA_KAFKA_CONTROLLER_PORT", 29093),
-            elasticsearch_port=_env_int("STRATA_INFRA_ELASTICSEARCH_PORT", 29200),
-            elasticsearch_transport_port=_env_int(
-                "STRATA_INFRA_ELASTICSEARCH_TRANSPORT_PORT", 29300
+            postgres_port=_env_int("STRATA_INFRA_POSTGRES_PORT", cls.postgres_port),
+            redis_port=_env_int("STRATA_INFRA_REDIS_PORT", cls.redis_port),
+            kafka_port=_env_int("STRATA_INFRA_KAFKA_PORT", cls.kafka_port),
+            kafka_controller_port=_env_int(
+                "STRATA_INFRA_KAFKA_CONTROLLER_PORT", cls.kafka_controller_port
             ),
-            kafka_version=os.environ.get("STRATA_INFRA_KAFKA_VERSION", "4.4.0"),
-            elasticsearch_version=os.environ.get("STRATA_INFRA_ELASTICSEARCH_VERSION", "9.5.0"),
-            es_user=os.environ.get("STRATA_INFRA_ES_USER", "strata-es"),
+            elasticsearch_port=_env_int("STRATA_INFRA_ELASTICSEARCH_PORT", cls.elasticsearch_port),
+            elasticsearch_transport_port=_env_int(
+                "STRATA_INFRA_ELASTICSEARCH_TRANSPORT_PORT", cls.elasticsearch_transport_port
+            ),
+            kafka_version=os.environ.get("STRATA_INFRA_KAFKA_VERSION", cls.kafka_version),
+            elasticsearch_version=os.environ.get(
+                "STRATA_INFRA_ELASTICSEARCH_VERSION", cls.elasticsearch_version
+            ),
+            es_user=os.environ.get("STRATA_INFRA_ES_USER", cls.es_user),
         )
 
 
