@@ -16,14 +16,13 @@ from typing import Any
 import faust
 
 from projections.ports import StoreUnavailableError
+from streams.batching import ready_batches
 from streams.eager import use_eager_consumer, yield_every
 from streams.lean import QuietMonitor, RawSchema
 from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000
-BATCH_WITHIN = 0.2  # seconds a partial batch may wait: bounds freshness
 MAX_BACKOFF = 10.0  # seconds between attempts while a read model is unreachable
 
 
@@ -73,28 +72,24 @@ async def consume_batches(
     stream: faust.StreamT[Any],
     handle: Callable[[list[Incoming]], Awaitable[None]],
 ) -> None:
-    """Feed the stream to `handle` in batches; a batch's offsets are acknowledged (so
-    committed) only once `handle` returned for it.
+    """Feed the stream to `handle` in batches as they are ready (streams/batching.py); a
+    batch's events are acknowledged (so their offsets committed) only once `handle`
+    returned for it.
 
-    faust's `take_events` acks a batch in a `finally`. On a stop, faust closes that generator
-    while the agent is still inside `handle` (then cancels the agent): the batch was acked
-    and its offsets committed though its events were never applied, and the partition's
-    next owner never saw them (measured: a worker stopped mid-batch committed all of it).
-    So a batch's messages are marked acknowledged while `handle` runs, which makes faust's
-    ack skip them, and unmarked once it returned, so the ack that follows counts. A batch
-    that did not finish stays uncommitted and is delivered again.
+    The stream's acks are manual (`noack`). faust's own batching, `take_events`, acks a batch
+    in a `finally` that a stop runs while the agent is still inside `handle`: the batch's
+    offsets were committed though its events were never applied, and the partition's next
+    owner never saw them (measured: a worker stopped mid-batch committed all of it). A batch
+    that did not finish here stays unacknowledged and is delivered again.
 
     A read model that cannot be reached is waited out. Any other handler error stops the
     worker (its supervisor restarts it from the committed offsets): faust would restart the
     agent on the messages after the failed batch, whose checkpoints would then make the
     failed ones be skipped for good.
     """
-    # take_events exists on faust-streaming's Stream; its type stubs lag behind.
-    batches = stream.take_events(BATCH, within=BATCH_WITHIN)  # type: ignore[attr-defined]
-    async for events in batches:
-        messages = [event.message for event in events]
-        for message in messages:
-            message.acked = True  # withheld from faust's ack until handle() returned
+    # noack exists on faust-streaming's Stream; its type stubs lag behind.
+    manual = stream.noack()  # type: ignore[attr-defined]
+    async for events in ready_batches(manual.events(), manual.channel.queue):
         try:
             await _until_the_store_answers(handle, [_incoming(event) for event in events])
         except asyncio.CancelledError:
@@ -103,8 +98,8 @@ async def consume_batches(
             log.critical("stream handler failed; stopping the worker", exc_info=exc)
             await app.crash(exc)
             raise
-        for message in messages:
-            message.acked = False  # released: the ack as the loop goes on counts
+        for event in events:
+            await manual.ack(event)
 
 
 async def _until_the_store_answers(
@@ -126,7 +121,7 @@ async def _until_the_store_answers(
 
 def _incoming(event: Any) -> Incoming:
     message = event.message
-    headers = message.headers or []
+    headers = message.headers or ()
     if isinstance(headers, dict):
         headers = list(headers.items())
     return Incoming(
@@ -135,5 +130,5 @@ def _incoming(event: Any) -> Incoming:
         offset=message.offset,
         key=event.key,
         value=event.value,
-        headers=[(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers],
+        headers=headers,
     )

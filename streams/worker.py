@@ -56,7 +56,7 @@ class Incoming:
     offset: int
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes]]  # as the client gave them: a value may be None
 
 
 class Projection(Protocol):
@@ -73,9 +73,10 @@ DeadLetter = Callable[[Incoming, BaseException], Awaitable[None]]
 def dead_letter_headers(
     message: Incoming, error: BaseException, projection: str
 ) -> list[tuple[str, bytes]]:
-    """A dead letter's headers: the original ones, then why and where it failed."""
+    """A dead letter's headers: the original ones (a missing value as empty), then why and
+    where it failed."""
     return [
-        *message.headers,
+        *((name, value if isinstance(value, bytes) else b"") for name, value in message.headers),
         ("strata-error", str(error)[:2000].encode()),
         ("strata-error-type", type(error).__name__.encode()),
         ("strata-source-topic", message.topic.encode()),

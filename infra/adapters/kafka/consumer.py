@@ -187,7 +187,7 @@ def _incoming(batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[Incomin
             offset=r.offset,
             key=r.key,
             value=r.value,
-            headers=[(k, v if isinstance(v, bytes) else b"") for k, v in r.headers],
+            headers=r.headers,
         )
         for records in batch.values()
         for r in records
