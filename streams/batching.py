@@ -39,14 +39,12 @@ async def ready_batches(
     from_idle = True
     async for event in events:
         batch.append(event)
-        if len(batch) < max_size and buffered.empty():
-            if from_idle:
+        if len(batch) < max_size:
+            if from_idle and buffered.empty():
                 from_idle = False
                 await asyncio.sleep(gather)
             if not buffered.empty():
                 continue
-        elif len(batch) < max_size:
-            continue
         yield batch
         batch = []
         from_idle = buffered.empty()
