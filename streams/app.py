@@ -17,7 +17,8 @@ import faust
 
 from projections.ports import StoreUnavailableError
 from streams.batching import ready_batches
-from streams.eager import use_eager_consumer, yield_every
+from streams.bulk import use_bulk_consumer
+from streams.eager import yield_every
 from streams.lean import QuietMonitor, RawSchema
 from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
 
@@ -48,7 +49,7 @@ def build_app(settings: StreamSettings, worker: ProjectionWorker) -> faust.App:
         stream_wait_empty=False,
         monitor=QuietMonitor(),
     )
-    use_eager_consumer(app)
+    use_bulk_consumer(app)
     yield_every()
     source = app.topic(*settings.topics, schema=RawSchema())
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
@@ -89,9 +90,9 @@ async def consume_batches(
     """
     # noack exists on faust-streaming's Stream; its type stubs lag behind.
     manual = stream.noack()  # type: ignore[attr-defined]
-    async for events in ready_batches(manual.events(), manual.channel.queue):
+    async for events in ready_batches(manual.events(), manual.channel.queue, size=_records):
         try:
-            await _until_the_store_answers(handle, [_incoming(event) for event in events])
+            await _until_the_store_answers(handle, _incoming(events))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -119,16 +120,42 @@ async def _until_the_store_answers(
             return
 
 
-def _incoming(event: Any) -> Incoming:
-    message = event.message
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return Incoming(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=event.key,
-        value=event.value,
-        headers=headers,
-    )
+def _records(event: Any) -> int:
+    value = event.value
+    return len(value) if isinstance(value, list) else 1
+
+
+def _incoming(events: list[Any]) -> list[Incoming]:
+    """The messages of a batch: each bulk event's records (streams/bulk.py), or each
+    event's message."""
+    batch: list[Incoming] = []
+    for event in events:
+        value = event.value
+        if isinstance(value, list):
+            batch.extend(
+                Incoming(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    value=record.value,
+                    headers=record.headers or (),
+                )
+                for record in value
+            )
+        else:
+            message = event.message
+            headers = message.headers or ()
+            if isinstance(headers, dict):
+                headers = list(headers.items())
+            batch.append(
+                Incoming(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=event.key,
+                    value=value,
+                    headers=headers,
+                )
+            )
+    return batch

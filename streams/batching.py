@@ -13,7 +13,7 @@ join it instead of costing a store write each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from faust.types import EventT
@@ -32,14 +32,18 @@ async def ready_batches(
     *,
     max_size: int = MAX_BATCH,
     gather: float = GATHER,
+    size: Callable[[EventT[Any]], int] = lambda event: 1,
 ) -> AsyncIterator[list[EventT[Any]]]:
     """Batches of `events` (a stream's events; `buffered` is the queue they come from):
-    each ends when `buffered` is empty or it holds `max_size` events."""
+    each ends when `buffered` is empty or it holds `max_size` (of `size`: records, where
+    an event holds several)."""
     batch: list[EventT[Any]] = []
+    held = 0
     from_idle = True
     async for event in events:
         batch.append(event)
-        if len(batch) < max_size:
+        held += size(event)
+        if held < max_size:
             if from_idle and buffered.empty():
                 from_idle = False
                 await asyncio.sleep(gather)
@@ -47,4 +51,5 @@ async def ready_batches(
                 continue
         yield batch
         batch = []
+        held = 0
         from_idle = buffered.empty()

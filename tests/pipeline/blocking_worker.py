@@ -2,8 +2,9 @@
 
 Run as a process by test_faust_acks.py: `python -m tests.pipeline.blocking_worker`.
 Environment: TOPIC, GROUP, STRATA_KAFKA_BOOTSTRAP, MARKER (a file written when a batch
-arrives), and BEHAVIOUR: `block` (never returns), `raise`, `unavailable` (the read model
-is unreachable on the first attempt) or `ok`.
+arrives: its size, then its offsets, one line each), and BEHAVIOUR: `block` (never
+returns), `raise`, `unavailable` (the read model is unreachable on the first attempt) or
+`ok`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class BlockingWorker:
 
     async def handle(self, messages: Sequence[Incoming]) -> None:
         with open(os.environ["MARKER"], "a") as marker:  # noqa: ASYNC230 (a few bytes)
-            marker.write(f"{len(messages)}\n")
+            offsets = " ".join(str(message.offset) for message in messages)
+            marker.write(f"{len(messages)} {offsets}\n")
         behaviour = os.environ["BEHAVIOUR"]
         if behaviour == "block":
             await asyncio.Event().wait()

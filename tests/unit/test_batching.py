@@ -71,3 +71,11 @@ async def test_events_buffered_while_a_batch_was_handled_go_on_without_a_wait() 
     started = time.monotonic()
     assert await asyncio.wait_for(anext(batches), 0.5) == [3, 4]
     assert time.monotonic() - started < 0.5
+
+
+async def test_a_batch_is_full_by_the_records_its_events_hold() -> None:
+    stream = _Stream()
+    stream.put(4, 4, 4, 4)  # four bulk events of four records each
+    batches = _batches(stream, max_size=10, gather=0.0, size=lambda event: event)
+    assert await anext(batches) == [4, 4, 4]  # 12 records: full at the third
+    assert await anext(batches) == [4]
