@@ -25,6 +25,11 @@ from streams.worker import Incoming, ProjectionWorker, dead_letter_headers
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0  # seconds between attempts while a read model is unreachable
+BUFFERED_BULKS = 32
+"""The agent's buffer, in bulks (streams/bulk.py): each holds at most one partition fetch
+(faust's `consumer_max_fetch_size`, 1 MiB), so up to ~32 MiB wait in memory while a
+backlog is drained, where faust's default of 4,096 would be up to 4 GiB. Under load a
+batch of 1,000 records needs a few dozen bulks at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,7 @@ def build_app(settings: StreamSettings, worker: ProjectionWorker) -> faust.App:
         producer_acks=-1,
         topic_replication_factor=settings.replication,
         stream_wait_empty=False,
+        stream_buffer_maxsize=BUFFERED_BULKS,  # the agent's buffer (app.topic drops maxsize)
         monitor=QuietMonitor(),
     )
     use_bulk_consumer(app)

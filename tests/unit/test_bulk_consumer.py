@@ -10,6 +10,7 @@ import faust
 import pytest
 from faust.types import TP
 
+from streams.app import BUFFERED_BULKS, StreamSettings, build_app
 from streams.bulk import BulkConsumer, BulkMessage, use_bulk_consumer
 
 TOPIC = "events"
@@ -93,3 +94,20 @@ def test_offsets_below_the_committed_one_are_not_acknowledged_again(
     assert consumer.ack(_bulk(consumer, [5, 6, 7, 8, 9]))
     assert consumer._n_acked == 2
     assert consumer._new_offset(PARTITION) == 10
+
+
+async def test_the_worker_buffers_a_bounded_number_of_bulks() -> None:
+    """A bulk holds up to a whole partition fetch: faust's default buffer of 4,096 messages
+    would be gigabytes of them while a backlog drains."""
+
+    class _Worker:
+        projection = type("P", (), {"name": "p"})()
+        dead_letter = None
+
+        async def handle(self, batch: object) -> None:
+            return None
+
+    settings = StreamSettings("127.0.0.1:1", f"g-{uuid.uuid4().hex[:8]}", ["t"], "t-dlq", 1)
+    app = build_app(settings, _Worker())  # type: ignore[arg-type]
+    (agent,) = app.agents.values()
+    assert agent.channel.queue.maxsize == BUFFERED_BULKS
