@@ -138,17 +138,7 @@ def _incoming(events: list[Any]) -> list[Incoming]:
     for event in events:
         value = event.value
         if isinstance(value, list):
-            batch.extend(
-                Incoming(
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    key=record.key,
-                    value=record.value,
-                    headers=record.headers or (),
-                )
-                for record in value
-            )
+            batch.extend(Incoming.of_record(record) for record in value)
         else:
             message = event.message
             headers = message.headers or ()

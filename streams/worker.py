@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind
@@ -57,6 +57,18 @@ class Incoming:
     key: bytes | None
     value: bytes
     headers: Sequence[tuple[str, bytes]]  # as the client gave them: a value may be None
+
+    @classmethod
+    def of_record(cls, record: Any) -> Incoming:
+        """An aiokafka `ConsumerRecord`, as the worker needs it."""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=record.headers or (),
+        )
 
 
 class Projection(Protocol):

@@ -180,15 +180,4 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _incoming(batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[Incoming]:
-    return [
-        Incoming(
-            topic=r.topic,
-            partition=r.partition,
-            offset=r.offset,
-            key=r.key,
-            value=r.value,
-            headers=r.headers,
-        )
-        for records in batch.values()
-        for r in records
-    ]
+    return [Incoming.of_record(record) for records in batch.values() for record in records]
